@@ -1,0 +1,17 @@
+// One jest run over every package; workspace imports resolve to their TypeScript sources, so tests need no build.
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/packages', '<rootDir>/tools'],
+  testMatch: ['**/src/**/*.test.ts'],
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }],
+  },
+  moduleNameMapper: {
+    '^@scenimefy/(io|i2i-core|cli)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@scenimefy/(test-utils|bench)$': '<rootDir>/tools/$1/src/index.ts',
+  },
+  setupFiles: ['<rootDir>/jest.setup.js'],
+  testTimeout: 120000,
+  maxWorkers: 2,
+};
