@@ -1,0 +1,127 @@
+/**
+ * Atomic file writes: the data goes to a temp file in the same folder, is fsynced, then renamed over the
+ * target, and the folder is fsynced. A crash at any moment leaves the old file or the new one, never a torn one.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+import { InputError } from './errors';
+
+export interface AtomicWriteOptions {
+  /** File mode of the new file (default 0o644). */
+  mode?: number;
+}
+
+/** A temp path beside `target` that no other writer will pick; removed by the caller on failure. */
+export function tempPathFor(target: string): string {
+  const dir = path.dirname(target);
+  return path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let handle: fsp.FileHandle | undefined;
+  try {
+    handle = await fsp.open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Some file systems refuse fsync on directories; the rename itself is still atomic there.
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * Write `data` (or the chunks it yields) to `target` atomically.
+ * Throws InputError naming the target when the folder is missing or not writable.
+ */
+export async function writeFileAtomic(
+  target: string,
+  data: string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const tmp = tempPathFor(target);
+  let handle: fsp.FileHandle | undefined;
+  try {
+    handle = await fsp.open(tmp, 'wx', options.mode ?? 0o644);
+    if (typeof data === 'string' || data instanceof Uint8Array) {
+      await handle.writeFile(data);
+    } else {
+      for await (const chunk of data as AsyncIterable<Uint8Array>) await handle.write(chunk);
+    }
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fsp.rename(tmp, target);
+    await fsyncDir(path.dirname(target));
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'EISDIR') {
+      throw new InputError(`cannot write (${code}: ${describeErrno(code)})`, { file: target, cause: error });
+    }
+    throw error;
+  }
+}
+
+/**
+ * Run `produce(tmpPath)` to create a file (e.g. with a library that writes to a path), then rename it over
+ * `target` atomically. The temp file is removed if `produce` throws.
+ */
+export async function produceFileAtomic(target: string, produce: (tmpPath: string) => Promise<void>): Promise<void> {
+  const tmp = tempPathFor(target);
+  try {
+    await produce(tmp);
+    const handle = await fsp.open(tmp, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(tmp, target);
+    await fsyncDir(path.dirname(target));
+  } catch (error) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR') {
+      throw new InputError(`cannot write (${code}: ${describeErrno(code)})`, { file: target, cause: error });
+    }
+    throw error;
+  }
+}
+
+function describeErrno(code: string): string {
+  switch (code) {
+    case 'ENOENT':
+      return 'folder does not exist';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOTDIR':
+      return 'a parent is not a folder';
+    case 'EISDIR':
+      return 'target is a folder';
+    default:
+      return code;
+  }
+}
+
+/** Hex sha256 of bytes. */
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Hex sha256 of a file, streamed (constant memory). */
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new InputError(`cannot read (${code})`, { file, cause: error });
+  }
+  return hash.digest('hex');
+}
