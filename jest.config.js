@@ -8,10 +8,14 @@ module.exports = {
     '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }],
   },
   moduleNameMapper: {
+    // NodeNext needs '.js' on dynamic imports of our own modules; the sources are .ts.
+    '^(\\.{1,2}/.*)\\.js$': '$1',
     '^@scenimefy/(io|i2i-core|cli)$': '<rootDir>/packages/$1/src/index.ts',
     '^@scenimefy/(test-utils|bench)$': '<rootDir>/tools/$1/src/index.ts',
   },
   setupFiles: ['<rootDir>/jest.setup.js'],
+  // Registers expect(...).toBeCloseToTensor for every test file; the module imports nothing, so it costs ~nothing.
+  setupFilesAfterEnv: ['<rootDir>/tools/test-utils/src/jest-setup.ts'],
   testTimeout: 120000,
   maxWorkers: 2,
 };

@@ -15,8 +15,11 @@ for (const name of [
   // Jest's node environment shares these constructors between test files of one worker: patch once.
   Object.defineProperty(ctor, Symbol.hasInstance, {
     configurable: true,
-    value: (value) =>
-      Function.prototype[Symbol.hasInstance].call(ctor, value) ||
-      (ArrayBuffer.isView(value) && Object.prototype.toString.call(value) === `[object ${name}]`),
+    // `this` is the constructor on the right of instanceof: subclasses such as Buffer inherit this static method
+    // and must keep their own answer (a plain Uint8Array is not a Buffer).
+    value(value) {
+      if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+      return this === ctor && ArrayBuffer.isView(value) && Object.prototype.toString.call(value) === `[object ${name}]`;
+    },
   });
 }

@@ -24,3 +24,84 @@ export type { DType, TensorData, TensorMap } from './tensor';
 
 export { produceFileAtomic, sha256File, sha256Hex, tempPathFor, writeFileAtomic } from './atomic-file';
 export type { AtomicWriteOptions } from './atomic-file';
+
+export {
+  SAFETENSORS_MAX_HEADER_BYTES,
+  float32Tensor,
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  tensorToBigInt64,
+  tensorToFloat32,
+  tensorToInt32,
+  writeSafetensors,
+} from './safetensors';
+export type { SafetensorsContents, SafetensorsReadOptions } from './safetensors';
+
+export { imageToTensor, referenceResizeTarget, resizeImage, tensorToImage } from './image';
+export type { ImageSource, ImageTensor, ResizeOptions, ResizeTarget, RgbImage, TensorToImageOptions } from './image';
+export { DEFAULT_MAX_PIXELS, decodeImage } from './image-decode';
+export type { DecodeImageOptions } from './image-decode';
+export { DEFAULT_IMAGE_QUALITY, encodeImage, imageFormatForFile, writeImage } from './image-encode';
+export type { EncodeImageOptions, ImageFormat } from './image-encode';
+
+export { KNOWN_FORMATS, artifactHeader } from './contracts/common';
+export type { ArtifactHeader, Contract, ContractFormat, ContractIssue, GeneratedBy, JsonValue } from './contracts/common';
+export { contractIssues, parseContract, readContract, writeContract } from './contracts/read-contract';
+export { CONTRACTS } from './contracts/registry';
+export { contractJsonSchema, contractJsonSchemaFiles, contractSchemaId } from './contracts/json-schema';
+export type { JsonSchemaFile } from './contracts/json-schema';
+export {
+  checkpointContract,
+  checkpointManifestSchema,
+  readCheckpointManifest,
+  writeCheckpointManifest,
+} from './contracts/checkpoint-manifest';
+export type {
+  CheckpointManifest,
+  CheckpointNetworks,
+  CheckpointSource,
+  CheckpointTraining,
+  DiscriminatorConfig,
+  GeneratorConfig,
+  NetworkName,
+  PatchSamplerConfig,
+} from './contracts/checkpoint-manifest';
+export {
+  buildDatasetManifest,
+  datasetContract,
+  datasetManifestSchema,
+  isReferenceImageFile,
+  listReferenceImages,
+  readDatasetManifest,
+  verifyDatasetManifest,
+  writeDatasetManifest,
+} from './contracts/dataset-manifest';
+export type {
+  BuildDatasetManifestOptions,
+  DatasetFile,
+  DatasetKind,
+  DatasetManifest,
+  DatasetPair,
+  DatasetProblem,
+  DatasetProgress,
+  DatasetSelection,
+  GeneratorRef,
+  PairProvenance,
+  PairScores,
+  VerifyDatasetOptions,
+} from './contracts/dataset-manifest';
+export { readRunManifest, runContract, runManifestSchema, writeRunManifest } from './contracts/run-manifest';
+export type { RunCheckpoint, RunError, RunManifest, RunStatus } from './contracts/run-manifest';
+
+export {
+  isTorchCheckpoint,
+  isTorchTensor,
+  parseTorchCheckpoint,
+  readTorchCheckpoint,
+  readTorchStateDict,
+  stateDictFromCheckpoint,
+  torchCheckpointKind,
+} from './torch-checkpoint';
+export type { ReadTorchCheckpointOptions, ReadTorchStateDictOptions, TorchCheckpointKind } from './torch-checkpoint';
+export { ALLOWED_PICKLE_GLOBALS, PICKLE_LIMITS } from './torch-pickle';

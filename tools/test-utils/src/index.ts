@@ -1,0 +1,27 @@
+/**
+ * @module @scenimefy/test-utils
+ * Private test helpers for Scenimefy.js: the reference fixture loader, the tensor closeness check and its jest
+ * matcher `toBeCloseToTensor`, temp folders, and a loopback HTTP server. Only the names exported here are public.
+ *
+ * The matcher is registered for every test file by the root jest.config.js; import this package in a test that
+ * uses it so the matcher's type declaration is in scope.
+ */
+
+export {
+  describeIfFixture,
+  hasReferenceFixture,
+  loadReferenceFixture,
+  referenceFixturePath,
+  referenceFixturesDir,
+  repoRoot,
+} from './reference-fixtures';
+export type { LoadReferenceFixtureOptions, ReferenceFixture, SidecarTensor } from './reference-fixtures';
+
+export { compareTensors, describeTensorComparison, installTensorMatchers, unravelIndex } from './tensor-compare';
+export type { TensorCloseOptions, TensorComparison } from './tensor-compare';
+
+export { makeTempDir, withTempDir } from './temp-dir';
+export type { TempDir } from './temp-dir';
+
+export { startLoopbackServer } from './loopback-server';
+export type { LoopbackServer, RecordedRequest, Route, RouteHandler, RouteSpec } from './loopback-server';
