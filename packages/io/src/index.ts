@@ -105,3 +105,14 @@ export {
 } from './torch-checkpoint';
 export type { ReadTorchCheckpointOptions, ReadTorchStateDictOptions, TorchCheckpointKind } from './torch-checkpoint';
 export { ALLOWED_PICKLE_GLOBALS, PICKLE_LIMITS } from './torch-pickle';
+
+export { BACKEND_CANDIDATES, BACKEND_ENV_VAR, availableBackends, describeBackend, loadTf } from './tf-backend';
+export type {
+  BackendCandidate,
+  BackendPreference,
+  InstalledBackend,
+  LoadTfOptions,
+  SkippedBackend,
+  TfBackendName,
+  TfLoadResult,
+} from './tf-backend';
