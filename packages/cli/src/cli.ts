@@ -3,7 +3,7 @@
  * The `scenimefy` command. Each command lives in its own module under commands/ and is imported lazily, so
  * `scenimefy --help` starts fast. Errors are mapped to exit statuses in exactly one place: `main`.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { EXIT_CODES, exitCodeFor, isScenimefyError } from '@scenimefy/io';
 
@@ -20,6 +20,25 @@ function jsonOption(): Option {
   return new Option('--json', 'print NDJSON events on stdout instead of human output');
 }
 
+function positiveInt(flag: string, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+      throw new InvalidArgumentError(`${flag} takes an integer from 1 to ${max}, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+function parseTile(value: string): 'auto' | 'off' | number {
+  if (value === 'auto' || value === 'off') return value;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 16 || n % 4 !== 0) {
+    throw new InvalidArgumentError(`--tile takes auto, off, or a multiple of 4 of at least 16, got "${value}"`);
+  }
+  return n;
+}
+
 /** Build the command tree. `run` receives each command's action so main() can await it and map its errors. */
 export function buildProgram(streams: CliStreams, run: (action: () => Promise<number>) => void): Command {
   const program = new Command('scenimefy')
@@ -31,6 +50,81 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       writeErr: (s) => streams.stderr.write(s),
     })
     .exitOverride();
+
+  program
+    .command('translate')
+    .description('turn photos into anime scenes with the Scenimefy generator (same pixels as the reference PyTorch code)')
+    .argument('<inputs...>', 'image files, folders (searched recursively) or quoted globs such as "photos/**/*.jpg"')
+    .requiredOption('-o, --output <dir>', 'output folder (created if missing); names are <stem>.<format>, folders keep their tree')
+    .addOption(new Option('-f, --format <format>', 'output image format').choices(['png', 'jpg', 'webp']).default('png'))
+    .option('--quality <n>', 'JPEG/WebP quality 1-100 (default 90)', positiveInt('--quality', 100))
+    .addOption(
+      new Option('--if-exists <policy>', 'when an output file exists: fail (report it and go on), skip, or overwrite')
+        .choices(['fail', 'skip', 'overwrite'])
+        .default('fail'),
+    )
+    .option('-m, --model <model>', 'official .pth, .safetensors, checkpoint folder, .onnx, or a model name (default: shinkai, downloaded once into the cache)')
+    .option('--max-side <px>', 'downscale (bicubic, aspect kept) so the long side is at most <px> before inference', positiveInt('--max-side'))
+    .option('--resize-back', 'resize the result back to the input size when preprocessing changed it', false)
+    .option('--round-output', 'round to the nearest uint8 instead of truncating as the reference does (SPEC §11 #7)', false)
+    .option('--no-exif', 'ignore EXIF orientation, as the reference does (default: photos are turned upright)')
+    .option('--max-pixels <n>', 'refuse images with more pixels than this, before decoding (default 268402689)', positiveInt('--max-pixels'))
+    .option('--tile <mode>', "exact tiled inference: 'auto' (above 1 megapixel), 'off', or a tile size in pixels (multiple of 4)", parseTile, 'auto')
+    .option('--threads <n>', 'CPU threads for the generator (default: all cores)', positiveInt('--threads'))
+    .addOption(new Option('--device <device>', 'cpu, or cuda when the installed onnxruntime has the CUDA provider').choices(['cpu', 'cuda']).default('cpu'))
+    .option('--offline', 'never download; fail with instructions if the model is not cached', false)
+    .addOption(jsonOption())
+    .action((inputs: string[], opts: Record<string, unknown>) =>
+      run(async () =>
+        (await import('./commands/translate.js')).translateCommand(
+          inputs,
+          opts as unknown as import('./commands/translate.js').TranslateFlags,
+          new Output(streams, !!opts.json),
+        ),
+      ),
+    );
+
+  const models = program.command('models').description('list, download or import the pretrained models');
+  models
+    .command('list')
+    .description('the models scenimefy knows, and whether each is in the cache')
+    .addOption(jsonOption())
+    .action((opts: { json?: boolean }) =>
+      run(async () => (await import('./commands/models.js')).modelsListCommand(new Output(streams, !!opts.json))),
+    );
+  models
+    .command('fetch')
+    .description('download a model into the cache (checked against its sha256) and convert it to ONNX')
+    .argument('[name]', 'model name', 'shinkai')
+    .addOption(jsonOption())
+    .action((name: string, opts: { json?: boolean }) =>
+      run(async () => (await import('./commands/models.js')).modelsFetchCommand(name, new Output(streams, !!opts.json))),
+    );
+  models
+    .command('import')
+    .description('put a model file you downloaded yourself into the cache (its sha256 must match a known model)')
+    .argument('<file>', 'e.g. Shinkai_net_G.pth')
+    .addOption(jsonOption())
+    .action((file: string, opts: { json?: boolean }) =>
+      run(async () => (await import('./commands/models.js')).modelsImportCommand(file, new Output(streams, !!opts.json))),
+    );
+
+  program
+    .command('export')
+    .description('export a generator to ONNX (opset >= 17, dynamic height and width)')
+    .argument('<model>', 'official .pth, .safetensors, checkpoint folder, or a model name')
+    .requiredOption('--onnx <file>', 'the .onnx file to write (atomically)')
+    .option('--opset <n>', 'ONNX opset, 17 to 23', positiveInt('--opset'), 17)
+    .addOption(
+      new Option('--upsample <mode>', "how the x2 upsamplers are written: the reference's transposed blur conv, or Resize (bilinear, equal to it)")
+        .choices(['conv-transpose', 'resize'])
+        .default('conv-transpose'),
+    )
+    .option('-f, --force', 'overwrite the output if it exists', false)
+    .addOption(jsonOption())
+    .action((model: string, opts: { onnx: string; opset: number; upsample: 'conv-transpose' | 'resize'; force: boolean; json?: boolean }) =>
+      run(async () => (await import('./commands/export.js')).exportCommand(model, opts, new Output(streams, !!opts.json))),
+    );
 
   program
     .command('inspect')

@@ -269,6 +269,9 @@ async function prepareNative(candidate: BackendCandidate, tf: Tf, installed: Ins
     };
   }
   try {
+    // TensorFlow's C++ start-up banners (oneDNN, CPU features) would land on the user's terminal; keep errors only,
+    // unless the user asked for a log level.
+    process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
     // Importing it loads the addon, registers 'tensorflow' and makes it active.
     require(installed.package);
   } catch (error) {

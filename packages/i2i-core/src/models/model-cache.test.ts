@@ -104,7 +104,7 @@ describe('fetchModel', () => {
   it('offline, says which file to download and where to put it, without touching the network', async () => {
     const entry = entryFor(server);
     await expect(fetchModel(entry, { cacheDir: tmp.dir, offline: true })).rejects.toThrow(
-      `model "tiny" is not in the cache and downloads are off (SCENIMEFY_OFFLINE=1): download ${entry.url} and put it at ${cachedModelPath(entry, tmp.dir)}, or pass --model <file>`,
+      `model "tiny" is not in the cache and downloads are off (--offline or SCENIMEFY_OFFLINE=1): download ${entry.url} and put it at ${cachedModelPath(entry, tmp.dir)}, or pass --model <file>`,
     );
     expect(server.requests).toHaveLength(0);
   });

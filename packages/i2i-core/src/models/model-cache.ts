@@ -83,7 +83,7 @@ export async function fetchModel(entry: ModelEntry, options: FetchModelOptions =
   const offline = options.offline ?? process.env.SCENIMEFY_OFFLINE === '1';
   if (offline) {
     throw new NetworkError(
-      `model "${entry.name}" is not in the cache and downloads are off (SCENIMEFY_OFFLINE=1): ` +
+      `model "${entry.name}" is not in the cache and downloads are off (--offline or SCENIMEFY_OFFLINE=1): ` +
         `download ${entry.url} and put it at ${file}, or pass --model <file>`,
     );
   }

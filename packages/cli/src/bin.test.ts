@@ -1,0 +1,54 @@
+/**
+ * The installed command as a user runs it: `node bin.js …` over the built package (npm test builds first).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+import { describeIfFixture, makeTempDir, referenceFixturePath } from '@scenimefy/test-utils';
+
+const bin = path.resolve(__dirname, '..', 'bin.js');
+const built = existsSync(path.resolve(__dirname, '..', 'dist', 'cli.js'));
+const photo = path.resolve(__dirname, '..', '..', '..', 'examples', 'photos', 'rocket.jpg');
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+(built ? describe : describe.skip)('bin.js (built package; run `npm run build` first)', () => {
+  it('prints its version and exits 0', () => {
+    const r = run(['--version']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(require('../package.json').version);
+  });
+
+  it('offline without a cached model, says which file to fetch and where, and exits 5', async () => {
+    const tmp = await makeTempDir('bin-offline');
+    try {
+      const r = run(['translate', photo, '-o', path.join(tmp.dir, 'out')], { SCENIMEFY_CACHE_DIR: tmp.dir, SCENIMEFY_OFFLINE: '1' });
+      expect(r.status).toBe(5);
+      expect(r.stderr.trim()).toBe(
+        `scenimefy: model "shinkai" is not in the cache and downloads are off (--offline or SCENIMEFY_OFFLINE=1): download https://github.com/Yuxinn-J/Scenimefy/releases/download/v0.1.0/Shinkai_net_G.pth and put it at ${path.join(tmp.dir, 'models', 'shinkai', 'Shinkai_net_G.pth')}, or pass --model <file>`,
+      );
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  describeIfFixture('i2i/netG-ngf16.pth', 'with a model file', () => {
+    it('translates a real photo end to end', async () => {
+      const tmp = await makeTempDir('bin-translate');
+      try {
+        const out = path.join(tmp.dir, 'out');
+        const r = run(['translate', photo, '-o', out, '-m', referenceFixturePath('i2i/netG-ngf16.pth'), '--json']);
+        expect(r.status).toBe(0);
+        const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; width?: number; height?: number });
+        // 640×427: 427/4 = 106.75 → 107 → 428 (SPEC §8).
+        expect(events.find((e) => e.event === 'translated')).toMatchObject({ width: 640, height: 428 });
+        expect(await fsp.readdir(out)).toEqual(['rocket.png']);
+      } finally {
+        await tmp.cleanup();
+      }
+    });
+  });
+});

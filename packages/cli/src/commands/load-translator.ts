@@ -1,0 +1,33 @@
+/** Load the translator for a command, showing the one-time model download and saying which model is used. */
+import { Translator, type TileSetting } from '@scenimefy/i2i-core';
+
+import type { Output } from '../output';
+import { megabytes, startProgress, type Progress } from './progress';
+
+export interface ModelFlags {
+  model?: string;
+  threads?: number;
+  device?: 'cpu' | 'cuda';
+  tile?: TileSetting;
+  offline?: boolean;
+}
+
+export async function loadTranslator(flags: ModelFlags, out: Output): Promise<Translator> {
+  let bar: Progress | undefined;
+  const translator = await Translator.load(flags.model, {
+    threads: flags.threads,
+    device: flags.device,
+    tile: flags.tile,
+    offline: flags.offline ? true : undefined,
+    onDownloadStart: (entry, url) => {
+      out.info(`downloading ${entry.file} (${megabytes(entry.bytes)} MB) from ${url} — once; it is kept in the cache`);
+      out.event({ event: 'download-start', model: entry.name, url, bytes: entry.bytes });
+      bar = startProgress(out, entry.bytes, '  {bar} {percentage}% | {value}/{total} bytes | ETA {eta_formatted}');
+    },
+    onProgress: (p) => bar?.update(p.received),
+  });
+  bar?.stop();
+  out.info(`model: ${translator.model.description}`);
+  out.event({ event: 'model', kind: translator.model.kind, file: translator.model.file });
+  return translator;
+}

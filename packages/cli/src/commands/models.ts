@@ -1,0 +1,77 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+import {
+  cachedModelPath,
+  fetchModel,
+  isModelCached,
+  modelCacheDir,
+  resolveModel,
+  resolveRegistry,
+} from '@scenimefy/i2i-core';
+import { IntegrityError, InputError, sha256File } from '@scenimefy/io';
+
+import type { Output } from '../output';
+import { megabytes, startProgress, type Progress } from './progress';
+
+export async function modelsListCommand(out: Output): Promise<number> {
+  const registry = resolveRegistry();
+  const lines: string[] = [`cache: ${modelCacheDir()}`];
+  for (const entry of Object.values(registry)) {
+    const cached = await isModelCached(entry);
+    lines.push(
+      `${entry.name}\t${cached ? 'cached' : 'not cached'}\t${megabytes(entry.bytes)} MB\t${entry.description}`,
+      `\t${cached ? cachedModelPath(entry) : entry.url}`,
+    );
+    out.event({ event: 'model', name: entry.name, cached, file: cachedModelPath(entry), url: entry.url, bytes: entry.bytes, sha256: entry.sha256 });
+  }
+  if (!out.json) out.streams.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+export async function modelsFetchCommand(name: string, out: Output): Promise<number> {
+  let bar: Progress | undefined;
+  const model = await resolveModel(name, {
+    onDownloadStart: (entry, url) => {
+      out.info(`downloading ${entry.file} (${megabytes(entry.bytes)} MB) from ${url}`);
+      bar = startProgress(out, entry.bytes, '  {bar} {percentage}% | ETA {eta_formatted}');
+    },
+    onProgress: (p) => bar?.update(p.received),
+  });
+  bar?.stop();
+  out.result(`${name}: ${model.file} (ONNX: ${typeof model.onnx === 'string' ? model.onnx : 'in memory'})`, {
+    event: 'fetched',
+    name,
+    file: model.file,
+    onnx: typeof model.onnx === 'string' ? model.onnx : null,
+  });
+  return 0;
+}
+
+export async function modelsImportCommand(file: string, out: Output): Promise<number> {
+  const stat = await fsp.stat(file).catch(() => undefined);
+  if (!stat?.isFile()) throw new InputError('no such file', { file });
+  const digest = await sha256File(file);
+  const entry = Object.values(resolveRegistry()).find((e) => e.sha256 === digest);
+  if (!entry) {
+    throw new IntegrityError(
+      `sha256 ${digest} matches no known model (${Object.values(resolveRegistry())
+        .map((e) => `${e.name}: ${e.sha256}`)
+        .join('; ')}); use it directly with --model instead`,
+      { file },
+    );
+  }
+  const target = cachedModelPath(entry);
+  await fsp.mkdir(path.dirname(target), { recursive: true });
+  // Copy to a temp name beside the target, then rename: the cache never holds half a file.
+  const tmp = `${target}.${process.pid}.import.tmp`;
+  try {
+    await fsp.copyFile(file, tmp);
+    await fsp.rename(tmp, target);
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+  await fetchModel(entry, { offline: true }); // confirms the cache now serves it
+  out.result(`imported ${file} as ${entry.name} → ${target}`, { event: 'imported', name: entry.name, file: target });
+  return 0;
+}

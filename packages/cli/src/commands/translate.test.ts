@@ -1,0 +1,202 @@
+/**
+ * `scenimefy translate` end to end, in-process, with the reference ngf16 generator as the model (random weights:
+ * these tests prove the pipeline, not the style). Parity of the pixels with the reference is tested in
+ * i2i-core; here: inputs, outputs, names, policies, errors, events and exit statuses.
+ */
+import { promises as fsp, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+
+import sharp from 'sharp';
+
+import { decodeImage } from '@scenimefy/io';
+import { describeIfFixture, makeTempDir, referenceFixturePath, type TempDir } from '@scenimefy/test-utils';
+
+import { runCli } from '../cli-harness';
+
+const MODEL = 'i2i/netG-ngf16.pth';
+
+async function photo(file: string, width: number, height: number, extra: (s: sharp.Sharp) => sharp.Sharp = (s) => s) {
+  const data = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + Math.floor(i / (width * 3)) * 11) % 256;
+  const img = extra(sharp(data, { raw: { width, height, channels: 3 } }));
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await img.toFile(file);
+}
+
+/** A PNG signature and a valid IHDR chunk (with its CRC) claiming a size, followed by a stub IDAT and IEND. */
+function pngHeaderClaiming(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([
+    Buffer.from('89504e470d0a1a0a', 'hex'),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(64))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else out.push(path.relative(dir, path.join(d, e.name)).split(path.sep).join('/'));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+describeIfFixture(MODEL, 'scenimefy translate', () => {
+  const model = referenceFixturePath(MODEL);
+  let tmp: TempDir;
+  let inDir: string;
+  let outDir: string;
+  beforeEach(async () => {
+    tmp = await makeTempDir('translate');
+    inDir = path.join(tmp.dir, 'in');
+    outDir = path.join(tmp.dir, 'out');
+    await fsp.mkdir(inDir);
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
+
+  it('translates files and folders with predictable names, NDJSON events and a summary', async () => {
+    await photo(path.join(inDir, 'a.jpg'), 64, 48);
+    await photo(path.join(inDir, 'sub', 'b.png'), 40, 40);
+    await photo(path.join(tmp.dir, 'single.webp'), 36, 52);
+    const r = await runCli(['translate', inDir, path.join(tmp.dir, 'single.webp'), '-o', outDir, '-m', model, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(listFiles(outDir)).toEqual(['a.png', 'single.png', 'sub/b.png']);
+    const events = r.events();
+    expect(events.map((e) => e.event)).toEqual(['model', 'start', 'translated', 'translated', 'translated', 'summary']);
+    expect(events.at(-1)).toMatchObject({ translated: 3, failed: 0, skipped: 0 });
+    const a = await decodeImage(path.join(outDir, 'a.png'));
+    expect([a.width, a.height]).toEqual([64, 48]);
+    // 36×52 is already a multiple of 4; 40×40 too.
+    const single = await decodeImage(path.join(outDir, 'single.png'));
+    expect([single.width, single.height]).toEqual([36, 52]);
+  });
+
+  it('rounds sizes as the reference does and can resize back, cap the long side, and write jpg/webp', async () => {
+    await photo(path.join(inDir, 'odd.png'), 66, 50); // 66/4 = 16.5 → 16 (half to even) → 64; 50/4 = 12.5 → 12 → 48
+    let r = await runCli(['translate', path.join(inDir, 'odd.png'), '-o', outDir, '-m', model, '--json']);
+    expect(r.code).toBe(0);
+    expect(r.events().find((e) => e.event === 'translated')).toMatchObject({ width: 64, height: 48, modelWidth: 64, modelHeight: 48 });
+    r = await runCli(['translate', path.join(inDir, 'odd.png'), '-o', outDir, '-m', model, '--resize-back', '-f', 'jpg', '--json']);
+    expect(r.events().find((e) => e.event === 'translated')).toMatchObject({ width: 66, height: 50, modelWidth: 64, modelHeight: 48 });
+    r = await runCli(['translate', path.join(inDir, 'odd.png'), '-o', outDir, '-m', model, '--max-side', '32', '-f', 'webp', '--json']);
+    expect(r.events().find((e) => e.event === 'translated')).toMatchObject({ modelWidth: 32, modelHeight: 24 });
+    expect(listFiles(outDir)).toEqual(['odd.jpg', 'odd.png', 'odd.webp']);
+    expect((await sharp(path.join(outDir, 'odd.jpg')).metadata()).format).toBe('jpeg');
+  });
+
+  it('applies the overwrite policy: fail (default), skip, overwrite', async () => {
+    await photo(path.join(inDir, 'a.png'), 32, 32);
+    const args = ['translate', path.join(inDir, 'a.png'), '-o', outDir, '-m', model];
+    expect((await runCli(args)).code).toBe(0);
+    const before = await fsp.readFile(path.join(outDir, 'a.png'));
+    await fsp.writeFile(path.join(outDir, 'a.png'), 'mine');
+    const fail = await runCli(args);
+    expect(fail.code).toBe(1);
+    expect(fail.stderr).toContain(`scenimefy: ${path.join(outDir, 'a.png')}: already exists (use --if-exists skip or overwrite)\n`);
+    expect(await fsp.readFile(path.join(outDir, 'a.png'), 'utf8')).toBe('mine');
+    const skip = await runCli([...args, '--if-exists', 'skip', '--json']);
+    expect(skip.code).toBe(0);
+    expect(skip.events().at(-1)).toMatchObject({ skipped: 1, translated: 0 });
+    const over = await runCli([...args, '--if-exists', 'overwrite']);
+    expect(over.code).toBe(0);
+    expect((await fsp.readFile(path.join(outDir, 'a.png'))).equals(before)).toBe(true);
+  });
+
+  it('reports each bad input in one line, goes on with the rest, exits 1 and leaves no partial files', async () => {
+    await photo(path.join(inDir, 'good.png'), 32, 32);
+    await fsp.writeFile(path.join(inDir, 'empty.jpg'), '');
+    await fsp.writeFile(path.join(inDir, 'text.png'), 'this is not a png\n');
+    const jpeg = await sharp(Buffer.alloc(64 * 64 * 3, 128), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+    await fsp.writeFile(path.join(inDir, 'truncated.jpg'), jpeg.subarray(0, Math.floor(jpeg.length / 2)));
+    await photo(path.join(inDir, 'tiny.png'), 1, 1);
+    // A PNG header that claims 100000×100000 pixels: refused before any decoding.
+    await fsp.writeFile(path.join(inDir, 'huge.png'), pngHeaderClaiming(100_000, 100_000));
+    const r = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--json']);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(5);
+    for (const l of lines) expect(l).toMatch(/^scenimefy: .*in\/(empty|text|truncated|tiny|huge)\.(jpg|png): .+$/);
+    expect(r.stderr).toContain('huge.png: 100000×100000 pixels exceeds the decode limit');
+    expect(r.stderr).toContain('tiny.png: image too small');
+    expect(r.events().at(-1)).toMatchObject({ translated: 1, failed: 5 });
+    expect(listFiles(outDir)).toEqual(['good.png']);
+  });
+
+  it('handles CMYK, 16-bit, alpha, EXIF rotation and unicode names', async () => {
+    await photo(path.join(inDir, 'cmyk.jpg'), 32, 32, (s) => s.toColourspace('cmyk').jpeg());
+    await photo(path.join(inDir, 'deep.png'), 32, 32, (s) => s.toColourspace('rgb16').png());
+    await photo(path.join(inDir, 'alpha.png'), 32, 32, (s) => s.ensureAlpha(0.5).png());
+    await photo(path.join(inDir, 'rotated.jpg'), 48, 32, (s) => s.withMetadata({ orientation: 6 }).jpeg());
+    await photo(path.join(inDir, 'фото 写真.png'), 32, 32);
+    const r = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(listFiles(outDir)).toEqual(['alpha.png', 'cmyk.png', 'deep.png', 'rotated.png', 'фото 写真.png']);
+    const rotated = await decodeImage(path.join(outDir, 'rotated.png'));
+    expect([rotated.width, rotated.height]).toEqual([32, 48]); // upright by default
+    const raw = await runCli(['translate', path.join(inDir, 'rotated.jpg'), '-o', path.join(tmp.dir, 'raw'), '-m', model, '--no-exif']);
+    expect(raw.code).toBe(0);
+    const stored = await decodeImage(path.join(tmp.dir, 'raw', 'rotated.png'));
+    expect([stored.width, stored.height]).toEqual([48, 32]); // as stored, like the reference
+  });
+
+  it('refuses an output folder that cannot be written before loading the model', async () => {
+    await photo(path.join(inDir, 'a.png'), 32, 32);
+    const blocker = path.join(tmp.dir, 'file-not-folder');
+    await fsp.writeFile(blocker, 'x');
+    const r = await runCli(['translate', inDir, '-o', blocker, '-m', model]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`scenimefy: ${blocker}: output folder is a file, not a folder\n`);
+  });
+
+  it('names a missing input and a bad model file', async () => {
+    const missing = path.join(tmp.dir, 'nope.jpg');
+    await photo(path.join(inDir, 'a.png'), 32, 32);
+    const r = await runCli(['translate', missing, path.join(inDir, 'a.png'), '-o', outDir, '-m', model]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n')[0]).toBe(`scenimefy: ${missing}: no such file or folder`);
+    expect(r.stderr).toContain('translated 1, failed 1, skipped 0');
+    expect(listFiles(outDir)).toEqual(['a.png']);
+    const badModel = path.join(tmp.dir, 'model.pth');
+    await fsp.writeFile(badModel, 'nonsense');
+    const m = await runCli(['translate', path.join(inDir, 'a.png'), '-o', outDir, '-m', badModel, '--if-exists', 'overwrite']);
+    expect(m.code).toBe(3);
+    expect(m.stderr).toBe(`scenimefy: ${badModel}: not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)\n`);
+  });
+
+  it('validates its options with usage errors', async () => {
+    const r = await runCli(['translate', inDir, '-o', outDir, '--tile', '13']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--tile takes auto, off, or a multiple of 4 of at least 16, got "13"');
+    const f = await runCli(['translate', inDir, '-o', outDir, '--format', 'bmp']);
+    expect(f.code).toBe(2);
+  });
+
+  it('explains every option in --help', async () => {
+    const r = await runCli(['translate', '--help']);
+    expect(r.code).toBe(0);
+    for (const opt of ['--output', '--format', '--quality', '--if-exists', '--model', '--max-side', '--resize-back', '--round-output', '--no-exif', '--max-pixels', '--tile', '--threads', '--device', '--offline', '--json']) {
+      expect(r.stdout).toContain(opt);
+    }
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * @module @scenimefy/i2i-core
+ * The Scenimefy translation model in TF.js and the building blocks other stages reuse. Only the names exported
+ * here are public.
+ */
+
+export type { Tf } from './layers/tf';
+export { reflectPad2d } from './layers/reflect-pad';
+export type { Padding2d } from './layers/reflect-pad';
+export { INSTANCE_NORM_EPS, instanceNorm2d } from './layers/instance-norm';
+
+export {
+  DOWNSAMPLE_FILTER,
+  DOWNSAMPLE_FILTER_SIZE,
+  UPSAMPLE_FILTER,
+  UPSAMPLE_FILTER_SIZE,
+  blurDownsample,
+  blurUpsample,
+} from './networks/blur';
+export {
+  DEFAULT_NCE_LAYERS,
+  createResnetGenerator,
+  generatorStateDictSpec,
+  inferGeneratorConfig,
+  loadGeneratorWeights,
+} from './networks/generator';
+export type {
+  Float32TensorData,
+  GeneratorInitOptions,
+  GeneratorWeights,
+  ResnetGenerator,
+  ResnetGeneratorConfig,
+  ResnetGeneratorOptions,
+  StateDictEntrySpec,
+  StateDictLike,
+  StateDictReadOptions,
+} from './networks/generator';
+
+export {
+  DEFAULT_GENERATOR_OPSET,
+  GENERATOR_INPUT_NAME,
+  GENERATOR_OUTPUT_NAME,
+  MAX_GENERATOR_OPSET,
+  exportGeneratorOnnx,
+  exportGeneratorOnnxFile,
+  generatorStateDictFromOnnx,
+  generatorStateDictShapes,
+  validatedGeneratorStateDict,
+} from './export/onnx';
+export type { GeneratorLayout, GeneratorOnnxOptions, UpsampleMode } from './export/onnx';
+export { createOnnxSession, listedOnnxBackends, runGenerator } from './infer/onnx-session';
+export type { OnnxDevice, OnnxSession, OnnxSessionOptions } from './infer/onnx-session';
+
+export {
+  DEFAULT_TILE_PIXEL_BUDGET,
+  MIN_MODEL_SIDE,
+  Translator,
+} from './infer/translator';
+export type { TileSetting, TranslateOptions, TranslateResult, TranslatorOptions } from './infer/translator';
+export { resolveModel } from './infer/model-source';
+export type { ModelSourceKind, ResolveModelOptions, ResolvedModel } from './infer/model-source';
+export { DEFAULT_MODEL, MODEL_REGISTRY, findModel, resolveRegistry } from './models/model-registry';
+export type { ModelEntry, RegistryEnv } from './models/model-registry';
+export { cachedModelPath, fetchModel, isModelCached, modelCacheDir } from './models/model-cache';
+export type { CacheEnv, CachedModel, DownloadProgress, FetchModelOptions } from './models/model-cache';

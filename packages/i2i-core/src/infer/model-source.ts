@@ -1,0 +1,136 @@
+/**
+ * What `--model` may name, resolved to the generator's weights and its ONNX graph:
+ * - nothing: the default registry model (the official Shinkai generator), fetched once into the cache and
+ *   converted to ONNX once (`model.onnx` beside it, tagged with the source's sha256);
+ * - a registry name such as `shinkai`;
+ * - the official `.pth` (zip or legacy), a `.safetensors` file with the official key names (optionally
+ *   prefixed `netG.`), a scenimefy-checkpoint folder, or an `.onnx` file.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+import {
+  InputError,
+  ModelFormatError,
+  readCheckpointManifest,
+  readSafetensors,
+  readTorchCheckpoint,
+  stateDictFromCheckpoint,
+  writeFileAtomic,
+  type TensorMap,
+} from '@scenimefy/io';
+
+import { exportGeneratorOnnx, generatorStateDictFromOnnx } from '../export/onnx';
+import { fetchModel, type FetchModelOptions } from '../models/model-cache';
+import { DEFAULT_MODEL, findModel, resolveRegistry } from '../models/model-registry';
+
+export type ModelSourceKind = 'registry' | 'pytorch' | 'safetensors' | 'scenimefy-checkpoint' | 'onnx';
+
+export interface ResolvedModel {
+  kind: ModelSourceKind;
+  /** Human description for logs, e.g. `shinkai (…/Shinkai_net_G.pth)`. */
+  description: string;
+  /** The file or folder the weights came from. */
+  file: string;
+  /** Generator state dict with the reference's key names (`model.1.weight` …), no prefix. */
+  stateDict: TensorMap;
+  /** The ONNX graph of the generator: a file path (cached export or user .onnx) or bytes made in memory. */
+  onnx: string | Uint8Array;
+}
+
+export interface ResolveModelOptions extends FetchModelOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Strip the `netG.` prefix of scenimefy checkpoints when present; refuse a file without generator keys. */
+function generatorKeys(tensors: TensorMap, file: string): TensorMap {
+  if (tensors.has('model.1.weight')) return tensors;
+  if (tensors.has('netG.model.1.weight')) {
+    const out: TensorMap = new Map();
+    for (const [k, t] of tensors) if (k.startsWith('netG.')) out.set(k.slice('netG.'.length), t);
+    return out;
+  }
+  const some = [...tensors.keys()].slice(0, 3).join(', ');
+  throw new ModelFormatError(
+    `no generator weights (expected "model.1.weight" or "netG.model.1.weight"; found ${some || 'no tensors'}${tensors.size > 3 ? ', …' : ''})`,
+    { file },
+  );
+}
+
+async function sniff(file: string): Promise<'pytorch' | 'safetensors' | 'onnx' | undefined> {
+  const handle = await fsp.open(file, 'r');
+  try {
+    const head = Buffer.alloc(16);
+    const { bytesRead } = await handle.read(head, 0, 16, 0);
+    if (bytesRead >= 2 && head[0] === 0x50 && head[1] === 0x4b) return 'pytorch';
+    if (bytesRead >= 2 && head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) return 'pytorch';
+    if (bytesRead >= 9 && head[8] === 0x7b) return 'safetensors';
+    // An ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08.
+    if (bytesRead >= 2 && head[0] === 0x08 && file.toLowerCase().endsWith('.onnx')) return 'onnx';
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Resolve `spec` (a path, a registry name, or undefined for the default) to weights and an ONNX graph. */
+export async function resolveModel(spec: string | undefined, options: ResolveModelOptions = {}): Promise<ResolvedModel> {
+  const env = options.env ?? process.env;
+  if (spec === undefined || (!spec.includes('/') && !spec.includes('\\') && !spec.includes('.') && spec in resolveRegistry(env))) {
+    return resolveRegistryModel(spec ?? DEFAULT_MODEL, options);
+  }
+  const stat = await fsp.stat(spec).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') {
+      throw new InputError(
+        `no such model file or folder (known model names: ${Object.keys(resolveRegistry(env)).sort().join(', ')})`,
+        { file: spec },
+      );
+    }
+    throw new InputError(`cannot read (${error.code})`, { file: spec });
+  });
+  if (stat.isDirectory()) {
+    const manifest = await readCheckpointManifest(path.join(spec, 'checkpoint.json'));
+    const { tensors } = await readSafetensors(path.join(spec, manifest.weights.file));
+    const stateDict = generatorKeys(tensors, spec);
+    return { kind: 'scenimefy-checkpoint', description: `checkpoint ${spec}`, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
+  }
+  const kind = await sniff(spec);
+  if (kind === 'onnx') {
+    const bytes = await fsp.readFile(spec);
+    return { kind, description: spec, file: spec, stateDict: generatorStateDictFromOnnx(bytes, spec), onnx: spec };
+  }
+  if (kind === 'safetensors') {
+    const { tensors } = await readSafetensors(spec);
+    const stateDict = generatorKeys(tensors, spec);
+    return { kind, description: spec, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
+  }
+  if (kind === 'pytorch') {
+    const stateDict = generatorKeys(stateDictFromCheckpoint(await readTorchCheckpoint(spec), spec), spec);
+    return { kind, description: spec, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
+  }
+  throw new ModelFormatError('not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)', { file: spec });
+}
+
+/** The default/registry model: fetched once, converted to ONNX once, both kept in the cache. */
+async function resolveRegistryModel(name: string, options: ResolveModelOptions): Promise<ResolvedModel> {
+  const entry = findModel(name, options.env ?? process.env);
+  const cached = await fetchModel(entry, options);
+  const tensors =
+    entry.format === 'safetensors'
+      ? (await readSafetensors(cached.file)).tensors
+      : stateDictFromCheckpoint(await readTorchCheckpoint(cached.file), cached.file);
+  const stateDict = generatorKeys(tensors, cached.file);
+  const onnxFile = path.join(path.dirname(cached.file), 'model.onnx');
+  const tagFile = `${onnxFile}.source-sha256`;
+  const tag = await fsp.readFile(tagFile, 'utf8').catch(() => '');
+  // The tag ties the ONNX file to the weights file it was made from (digest checked at download, plus size and
+  // mtime so a replaced file gets a fresh export without hashing 45 MB on every run).
+  const stat = await fsp.stat(cached.file);
+  const sourceTag = `${entry.sha256} ${stat.size} ${Math.trunc(stat.mtimeMs)}`;
+  if (tag.trim() !== sourceTag || !(await fsp.stat(onnxFile).catch(() => undefined))) {
+    const onnx = exportGeneratorOnnx(stateDict, { source: cached.file, metadata: { 'scenimefy.source_sha256': entry.sha256 } });
+    await writeFileAtomic(onnxFile, onnx);
+    await writeFileAtomic(tagFile, `${sourceTag}\n`);
+  }
+  return { kind: 'registry', description: `${entry.name} (${cached.file})`, file: cached.file, stateDict, onnx: onnxFile };
+}

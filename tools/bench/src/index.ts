@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * @module @scenimefy/bench
+ * `npm run bench [-- --full] [-- --only translate]`: runs each case in a fresh child process and prints one JSON
+ * document on stdout (progress on stderr). Targets from the issues are recorded next to the measurements;
+ * nothing here fails a build — timings belong in benchmarks, never in unit tests.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { tmpDir, writeSyntheticPng } from './cases';
+
+const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const fixtures = process.env.SCENIMEFY_REFERENCE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures', 'reference');
+const model = path.join(fixtures, 'i2i', 'netG-ngf64.pth');
+const caseScript = path.join(__dirname, 'case.js');
+const cliBin = path.join(repoRoot, 'packages', 'cli', 'bin.js');
+
+interface Measured {
+  name: string;
+  ok: boolean;
+  wallMs: number;
+  result?: Record<string, unknown>;
+  error?: string;
+  target?: string;
+}
+
+function child(name: string, caseName: string, args: object, target?: string): Measured {
+  process.stderr.write(`bench: ${name} …\n`);
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [caseScript, caseName, JSON.stringify(args)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const wallMs = Math.round(performance.now() - t0);
+  if (r.status !== 0) return { name, ok: false, wallMs, error: (r.stderr || '').trim().split('\n').at(-1) ?? 'failed', target };
+  return { name, ok: true, wallMs, result: JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>, target };
+}
+
+function command(name: string, argv: string[], target?: string, repeat = 3): Measured {
+  process.stderr.write(`bench: ${name} …\n`);
+  const times: number[] = [];
+  let last: ReturnType<typeof spawnSync> | undefined;
+  for (let i = 0; i < repeat; i++) {
+    const t0 = performance.now();
+    last = spawnSync(process.execPath, argv, { encoding: 'utf8', env: { ...process.env, SCENIMEFY_OFFLINE: '1' } });
+    times.push(performance.now() - t0);
+    if (last.status !== 0) break;
+  }
+  if (!last || last.status !== 0) {
+    return { name, ok: false, wallMs: Math.round(times.at(-1) ?? 0), error: String(last?.stderr ?? '').trim().split('\n').at(-1), target };
+  }
+  times.sort((a, b) => a - b);
+  return { name, ok: true, wallMs: Math.round(times[Math.floor(times.length / 2)]!), result: { runs: times.length, medianMs: Math.round(times[Math.floor(times.length / 2)]!) }, target };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const full = argv.includes('--full');
+  const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+  if (!existsSync(model)) {
+    process.stderr.write(`bench: ${model} not found (set SCENIMEFY_REFERENCE_FIXTURES)\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const results: Measured[] = [];
+  const want = (group: string) => only === undefined || only === group;
+  if (want('io')) results.push(child('load netG-ngf64.pth (45.6 MB)', 'load-checkpoint', { file: model }));
+  if (want('translate')) {
+    const sizes: Array<[number, number, 'auto' | 'off' | number, string | undefined]> = [
+      [256, 256, 'off', 'reference PyTorch CPU forward 0.83 s (DEVELOPERS.md yardstick)'],
+      [512, 512, 'off', 'reference PyTorch CPU forward 3.7 s'],
+      [1024, 1024, 'off', undefined],
+      [1024, 1024, 'auto', undefined],
+      [1080, 1920, 'auto', 'peak RSS < 1.6 GB (PyTorch: ~4 GB, 69 s)'],
+    ];
+    if (full) sizes.push([4096, 4096, 'auto', 'tiled; bounded memory']);
+    for (const [h, w, tile, target] of sizes) {
+      results.push(child(`translate ${w}×${h} tile=${tile}`, 'translate', { model, width: w, height: h, tile, warm: w * h <= 512 * 512 ? 3 : 1 }, target));
+    }
+  }
+  if (want('cli') && existsSync(cliBin)) {
+    const dir = tmpDir();
+    mkdirSync(dir, { recursive: true });
+    const photo = path.join(dir, 'photo512.png');
+    await writeSyntheticPng(photo, 512, 512);
+    results.push(command('cli start-up (scenimefy --version)', [cliBin, '--version'], undefined, 5));
+    results.push(
+      command(
+        'cli translate one 512² photo, start-up included',
+        [cliBin, 'translate', photo, '-o', path.join(dir, 'out'), '-m', model, '--if-exists', 'overwrite'],
+        '≤ half of a Python script doing the same (import torch + load + 3.7 s forward ≈ 5.5 s) → ≤ 2.75 s',
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const report = {
+    benchmark: 'scenimefy-js',
+    createdAt: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 1e9), node: process.version },
+    model: path.relative(repoRoot, model),
+    results,
+  };
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exitCode = 1;
+});
