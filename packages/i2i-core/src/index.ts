@@ -63,3 +63,5 @@ export { DEFAULT_MODEL, MODEL_REGISTRY, findModel, resolveRegistry } from './mod
 export type { ModelEntry, RegistryEnv } from './models/model-registry';
 export { cachedModelPath, fetchModel, isModelCached, modelCacheDir } from './models/model-cache';
 export type { CacheEnv, CachedModel, DownloadProgress, FetchModelOptions } from './models/model-cache';
+export { DEFAULT_TILE_SIZE, createTiledGenerator, planTiles } from './infer/tiled-generator';
+export type { TiledGenerator, TiledGeneratorOptions, TileRect } from './infer/tiled-generator';
