@@ -69,7 +69,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .option('--round-output', 'round to the nearest uint8 instead of truncating as the reference does (SPEC §11 #7)', false)
     .option('--no-exif', 'ignore EXIF orientation, as the reference does (default: photos are turned upright)')
     .option('--max-pixels <n>', 'refuse images with more pixels than this, before decoding (default 268402689)', positiveInt('--max-pixels'))
-    .option('--tile <mode>', "exact tiled inference: 'auto' (above 1 megapixel), 'off', or a tile size in pixels (multiple of 4)", parseTile, 'auto')
+    .option('--tile <mode>', "exact tiled inference: 'auto' (tiles above 512×768 = 393,216 pixels, keeping memory near 2 GB at most), 'off', or a tile size in pixels (multiple of 4)", parseTile, 'auto')
     .option('--threads <n>', 'CPU threads for the generator (default: all cores)', positiveInt('--threads'))
     .addOption(new Option('--device <device>', 'cpu, or cuda when the installed onnxruntime has the CUDA provider').choices(['cpu', 'cuda']).default('cpu'))
     .option('--offline', 'never download; fail with instructions if the model is not cached', false)

@@ -47,7 +47,7 @@ export async function translateCase(args: { model: string; width: number; height
   const warmMs = warm.length > 0 ? warm[Math.floor(warm.length / 2)]! : null;
   const pixels = args.width * args.height;
   // ≈ 0.98 MMAC per pixel for the ngf-64 generator (SPEC §1): achieved GMAC/s of the generator alone.
-  const gmac = (0.977 * pixels) / 1e3 / 1e3;
+  const gmac = 0.977e-3 * pixels;
   const steadyMs = warmMs ?? first.generatorMs;
   return {
     width: args.width,
