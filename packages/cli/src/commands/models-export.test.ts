@@ -1,0 +1,93 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+import { createOnnxSession, resolveModel } from '@scenimefy/i2i-core';
+import { readTorchStateDict, sha256File } from '@scenimefy/io';
+import { describeIfFixture, makeTempDir, referenceFixturePath, startLoopbackServer, type TempDir } from '@scenimefy/test-utils';
+
+import { runCli } from '../cli-harness';
+
+describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
+  const pth = referenceFixturePath('i2i/netG-ngf16.pth');
+  let tmp: TempDir;
+  const saved = { ...process.env };
+  beforeEach(async () => {
+    tmp = await makeTempDir('cli-models');
+    process.env.SCENIMEFY_CACHE_DIR = path.join(tmp.dir, 'cache');
+  });
+  afterEach(async () => {
+    process.env = { ...saved };
+    await tmp.cleanup();
+  });
+
+  it('exports an ONNX model that onnxruntime loads and whose weights round-trip', async () => {
+    const out = path.join(tmp.dir, 'g.onnx');
+    const r = await runCli(['export', pth, '--onnx', out, '--opset', '18', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.events()[0]).toMatchObject({ event: 'exported', output: out, opset: 18 });
+    const session = await createOnnxSession(out);
+    expect(session.inputName).toBe('input');
+    await session.release();
+    const back = await resolveModel(out);
+    const original = await readTorchStateDict(pth);
+    expect(Buffer.from(back.stateDict.get('model.30.weight')!.bytes).equals(Buffer.from(original.get('model.30.weight')!.bytes))).toBe(true);
+    const again = await runCli(['export', pth, '--onnx', out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`scenimefy: ${out}: already exists (pass --force to overwrite)\n`);
+    const badOpset = await runCli(['export', pth, '--onnx', path.join(tmp.dir, 'x.onnx'), '--opset', '12']);
+    expect(badOpset.code).toBe(2);
+    expect(badOpset.stderr).toBe('scenimefy: ONNX opset must be an integer from 17 to 23, got 12\n');
+  });
+
+  it('lists models with their cache state, fetches from a mirror, and imports a file by its digest', async () => {
+    const bytes = await fsp.readFile(pth);
+    const server = await startLoopbackServer({ '/netG-ngf16.pth': { body: bytes } });
+    try {
+      const manifest = path.join(tmp.dir, 'mirror.json');
+      const entry = { name: 'tiny', file: 'netG-ngf16.pth', url: server.url('/netG-ngf16.pth'), sha256: await sha256File(pth), bytes: bytes.length };
+      await fsp.writeFile(manifest, JSON.stringify({ models: [entry] }));
+      process.env.SCENIMEFY_MODEL_MANIFEST = manifest;
+      process.env.SCENIMEFY_OFFLINE = '0';
+
+      let list = await runCli(['models', 'list', '--json']);
+      expect(list.events().map((e) => [e.name, e.cached])).toEqual([
+        ['shinkai', false],
+        ['tiny', false],
+      ]);
+      const fetched = await runCli(['models', 'fetch', 'tiny', '--json']);
+      expect(fetched.code).toBe(0);
+      expect(fetched.events().at(-1)).toMatchObject({ event: 'fetched', name: 'tiny', onnx: path.join(tmp.dir, 'cache', 'models', 'tiny', 'model.onnx') });
+      list = await runCli(['models', 'list', '--json']);
+      expect(list.events().find((e) => e.name === 'tiny')).toMatchObject({ cached: true });
+
+      // import: a second cache, the same file from disk.
+      process.env.SCENIMEFY_CACHE_DIR = path.join(tmp.dir, 'cache2');
+      const imported = await runCli(['models', 'import', pth, '--json']);
+      expect(imported.code).toBe(0);
+      expect(imported.events()[0]).toMatchObject({ event: 'imported', name: 'tiny', file: path.join(tmp.dir, 'cache2', 'models', 'tiny', 'netG-ngf16.pth') });
+      const stranger = path.join(tmp.dir, 'other.pth');
+      await fsp.writeFile(stranger, 'not a known model');
+      const refused = await runCli(['models', 'import', stranger]);
+      expect(refused.code).toBe(3);
+      expect(refused.stderr).toMatch(/^scenimefy: .*other\.pth: sha256 [0-9a-f]{64} matches no known model \(shinkai: 3bdeced1.*; use it directly with --model instead\n$/);
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('fails a download whose digest does not match, keeping nothing, with exit status 3', async () => {
+    const server = await startLoopbackServer({ '/Shinkai_net_G.pth': { body: 'x'.repeat(1000) } });
+    try {
+      process.env.SCENIMEFY_MODEL_BASE_URL = server.baseUrl;
+      process.env.SCENIMEFY_OFFLINE = '0';
+      const r = await runCli(['models', 'fetch']);
+      expect(r.code).toBe(3);
+      expect(r.stderr.split('\n')[1]).toBe(`scenimefy: ${server.url('/Shinkai_net_G.pth')} serves 1000 bytes, expected 45570633 for Shinkai_net_G.pth; not downloading it`);
+      await expect(fsp.readdir(path.join(tmp.dir, 'cache', 'models', 'shinkai'))).resolves.toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+});
