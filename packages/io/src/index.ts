@@ -116,3 +116,6 @@ export type {
   TfBackendName,
   TfLoadResult,
 } from './tf-backend';
+
+export { detectWeightsFormat, weightsFormatOf } from './weights-format';
+export type { WeightsFormat } from './weights-format';

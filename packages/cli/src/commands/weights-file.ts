@@ -7,6 +7,7 @@ import * as path from 'node:path';
 
 import {
   InputError,
+  detectWeightsFormat,
   ModelFormatError,
   readCheckpointManifest,
   readSafetensors,
@@ -15,28 +16,13 @@ import {
   type TensorMap,
 } from '@scenimefy/io';
 
-export type WeightsKind = 'safetensors' | 'pytorch' | 'scenimefy-checkpoint';
+export type WeightsKind = 'safetensors' | 'pytorch' | 'onnx' | 'scenimefy-checkpoint';
 
 export interface LoadedWeights {
   kind: WeightsKind;
   file: string;
   tensors: TensorMap;
   metadata: Record<string, string>;
-}
-
-/** Sniff a file's first bytes: PK zip or pickle PROTO → pytorch; a little-endian u64 header length + '{' → safetensors. */
-async function sniff(file: string): Promise<WeightsKind | undefined> {
-  const handle = await fsp.open(file, 'r');
-  try {
-    const head = Buffer.alloc(16);
-    const { bytesRead } = await handle.read(head, 0, 16, 0);
-    if (bytesRead >= 2 && head[0] === 0x50 && head[1] === 0x4b) return 'pytorch';
-    if (bytesRead >= 2 && head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) return 'pytorch';
-    if (bytesRead >= 9 && head[8] === 0x7b /* { */) return 'safetensors';
-    return undefined;
-  } finally {
-    await handle.close();
-  }
 }
 
 export async function loadWeights(file: string, options: { key?: string } = {}): Promise<LoadedWeights> {
@@ -50,7 +36,7 @@ export async function loadWeights(file: string, options: { key?: string } = {}):
     const { tensors, metadata } = await readSafetensors(weightsFile);
     return { kind: 'scenimefy-checkpoint', file, tensors, metadata };
   }
-  const kind = await sniff(file);
+  const kind = await detectWeightsFormat(file);
   if (kind === 'safetensors') {
     if (options.key !== undefined) throw new InputError('--key applies to PyTorch checkpoints, not safetensors', { file });
     const { tensors, metadata } = await readSafetensors(file);

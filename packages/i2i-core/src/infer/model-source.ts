@@ -11,6 +11,7 @@ import * as path from 'node:path';
 
 import {
   InputError,
+  detectWeightsFormat,
   ModelFormatError,
   readCheckpointManifest,
   readSafetensors,
@@ -57,22 +58,6 @@ function generatorKeys(tensors: TensorMap, file: string): TensorMap {
   );
 }
 
-async function sniff(file: string): Promise<'pytorch' | 'safetensors' | 'onnx' | undefined> {
-  const handle = await fsp.open(file, 'r');
-  try {
-    const head = Buffer.alloc(16);
-    const { bytesRead } = await handle.read(head, 0, 16, 0);
-    if (bytesRead >= 2 && head[0] === 0x50 && head[1] === 0x4b) return 'pytorch';
-    if (bytesRead >= 2 && head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) return 'pytorch';
-    if (bytesRead >= 9 && head[8] === 0x7b) return 'safetensors';
-    // An ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08.
-    if (bytesRead >= 2 && head[0] === 0x08 && file.toLowerCase().endsWith('.onnx')) return 'onnx';
-    return undefined;
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Resolve `spec` (a path, a registry name, or undefined for the default) to weights and an ONNX graph. */
 export async function resolveModel(spec: string | undefined, options: ResolveModelOptions = {}): Promise<ResolvedModel> {
   const env = options.env ?? process.env;
@@ -94,7 +79,7 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
     const stateDict = generatorKeys(tensors, spec);
     return { kind: 'scenimefy-checkpoint', description: `checkpoint ${spec}`, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
   }
-  const kind = await sniff(spec);
+  const kind = await detectWeightsFormat(spec);
   if (kind === 'onnx') {
     const bytes = await fsp.readFile(spec);
     return { kind, description: spec, file: spec, stateDict: generatorStateDictFromOnnx(bytes, spec), onnx: spec };
