@@ -288,13 +288,13 @@ describe('decodeImage: files and failures', () => {
     const err = await errorOf(decodeImage(huge, { file: 'bomb.png' }));
     expect(err).toBeInstanceOf(InputError);
     expect(err.message).toBe(
-      `bomb.png: 100000×100000 pixels exceeds the decode limit of ${DEFAULT_MAX_PIXELS} pixels; raise maxPixels to decode it`,
+      `bomb.png: 100000×100000 pixels exceeds the decode limit of ${DEFAULT_MAX_PIXELS} pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it`,
     );
 
     // Same construction at 300×200: over a lowered limit it is the limit that fails; within it, the decode does.
     const small = pngWithHeader(300, 200, deflateSync(Buffer.alloc(16)));
     const limited = await errorOf(decodeImage(small, { file: 'short.png', maxPixels: 59_999 }));
-    expect(limited.message).toBe('short.png: 300×200 pixels exceeds the decode limit of 59999 pixels; raise maxPixels to decode it');
+    expect(limited.message).toBe('short.png: 300×200 pixels exceeds the decode limit of 59999 pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it');
     const decoded = await errorOf(decodeImage(small, { file: 'short.png', maxPixels: 60_000 }));
     expect(decoded).toBeInstanceOf(InputError);
     expect(decoded.message).toMatch(/^short\.png: not a decodable image \(truncated or corrupt PNG data\)$/);

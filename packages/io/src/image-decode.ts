@@ -140,7 +140,7 @@ function checkOptions(options: DecodeImageOptions): number {
  *
  * Errors (InputError, one line naming the file):
  *   `x.jpg: no such file`, `dir: is a folder, not an image file`,
- *   `big.png: 100000×100000 pixels exceeds the decode limit of 268402689 pixels; raise maxPixels to decode it`,
+ *   `big.png: 100000×100000 pixels exceeds the decode limit of 268402689 pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it`,
  *   `photo.jpg: not a decodable image (truncated JPEG data)`,
  *   `empty.png: not a decodable image (empty file)`, `notes.png: not a decodable image (unrecognised format; …)`,
  *   `scan.bmp: unsupported format BMP (sharp cannot decode it; convert it to PNG or JPEG)`.
@@ -175,7 +175,7 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeIma
   const pixels = meta.width * meta.height;
   if (pixels > maxPixels) {
     throw new InputError(
-      `${meta.width}×${meta.height} pixels exceeds the decode limit of ${maxPixels} pixels; raise maxPixels to decode it`,
+      `${meta.width}×${meta.height} pixels exceeds the decode limit of ${maxPixels} pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it`,
       { file },
     );
   }

@@ -10,6 +10,8 @@ import { DTYPE_BYTES, ModelFormatError, UsageError, numel, tensorToFloat32, writ
 import type { TensorData, TensorMap } from '@scenimefy/io';
 import { onnx } from 'onnx-proto';
 
+import { generatorStateDictSpec } from '../networks/generator';
+
 export const GENERATOR_INPUT_NAME = 'input';
 export const GENERATOR_OUTPUT_NAME = 'output';
 export const DEFAULT_GENERATOR_OPSET = 17;
@@ -60,29 +62,9 @@ const UP_FILTER_1D = [1, 3, 3, 1].map((v) => v / 4);
 
 /** Every key of the generator's state dict (SPEC §2 order) with its expected shape for a given ngf. */
 export function generatorStateDictShapes(ngf: number): Map<string, readonly number[]> {
-  const c1 = ngf;
-  const c2 = 2 * ngf;
-  const c4 = 4 * ngf;
-  const shapes = new Map<string, readonly number[]>();
-  const conv = (idx: string, out: number, inp: number, k: number): void => {
-    shapes.set(`${idx}.weight`, [out, inp, k, k]);
-    shapes.set(`${idx}.bias`, [out]);
-  };
-  conv('model.1', c1, 3, 7);
-  conv('model.4', c2, c1, 3);
-  shapes.set('model.7.filt', [c2, 1, 3, 3]);
-  conv('model.8', c4, c2, 3);
-  shapes.set('model.11.filt', [c4, 1, 3, 3]);
-  for (let b = 0; b < N_BLOCKS; b++) {
-    conv(`model.${FIRST_BLOCK + b}.conv_block.1`, c4, c4, 3);
-    conv(`model.${FIRST_BLOCK + b}.conv_block.5`, c4, c4, 3);
-  }
-  shapes.set('model.21.filt', [c4, 1, 4, 4]);
-  conv('model.22', c2, c4, 3);
-  shapes.set('model.25.filt', [c2, 1, 4, 4]);
-  conv('model.26', c1, c2, 3);
-  conv('model.30', 3, c1, 7);
-  return shapes;
+  // One table of keys and shapes for the whole package: the TF.js network's (resnet_9blocks, RGB in and out).
+  const spec = generatorStateDictSpec({ ngf, inputNc: 3, outputNc: 3, nBlocks: N_BLOCKS });
+  return new Map([...spec].map(([key, entry]) => [key, entry.shape]));
 }
 
 /**
