@@ -65,3 +65,12 @@ export { cachedModelPath, fetchModel, isModelCached, modelCacheDir } from './mod
 export type { CacheEnv, CachedModel, DownloadProgress, FetchModelOptions } from './models/model-cache';
 export { DEFAULT_TILE_SIZE, createTiledGenerator, planTiles } from './infer/tiled-generator';
 export type { TiledGenerator, TiledGeneratorOptions, TileRect } from './infer/tiled-generator';
+
+export { LSGAN_FAKE_LABEL, LSGAN_REAL_LABEL, lsganDiscriminatorLoss, lsganGeneratorLoss, lsganLoss } from './losses/gan';
+export type { LsganDiscriminatorLoss } from './losses/gan';
+export { NCE_DIAGONAL_FILL, NCE_TEMPERATURE, detached, patchNceLoss } from './losses/patch-nce';
+export type { PatchNceLoss, PatchNceOptions } from './losses/patch-nce';
+export { DEFAULT_HDCE_GAMMA_OPTIONS, SRC_NORMALIZE_EPS, hdceGamma, hdceWeights, srcLoss } from './losses/src';
+export type { HdceGammaOptions, HdceWeightOptions, SrcLoss, SrcOptions } from './losses/src';
+export { patchHdceLoss } from './losses/hdce';
+export type { HdceLoss, HdceOptions } from './losses/hdce';
