@@ -74,3 +74,8 @@ export { DEFAULT_HDCE_GAMMA_OPTIONS, SRC_NORMALIZE_EPS, hdceGamma, hdceWeights, 
 export type { HdceGammaOptions, HdceWeightOptions, SrcLoss, SrcOptions } from './losses/src';
 export { patchHdceLoss } from './losses/hdce';
 export type { HdceLoss, HdceOptions } from './losses/hdce';
+
+export { createPatchDiscriminator, discriminatorOutputSize, discriminatorStateDictSpec, inferDiscriminatorConfig } from './networks/discriminator';
+export type { DiscriminatorInitOptions, PatchDiscriminator, PatchDiscriminatorConfig, PatchDiscriminatorOptions } from './networks/discriminator';
+export { DEFAULT_NUM_PATCHES, DEFAULT_PATCH_NC, PATCH_NORM_EPS, createPatchSampleF, gatherPatchRows } from './networks/patch-sample';
+export type { PatchIdRngState, PatchSampleCallOptions, PatchSampleF, PatchSampleFOptions, PatchSampleResult } from './networks/patch-sample';
