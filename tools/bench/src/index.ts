@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * @module @scenimefy/bench
- * `npm run bench [-- --full] [-- --only translate]`: runs each case in a fresh child process and prints one JSON
+ * `npm run bench [-- --full] [-- --only io|translate|cli]` (README.md beside this package): runs each case in a fresh child process and prints one JSON
  * document on stdout (progress on stderr). Targets from the issues are recorded next to the measurements;
  * nothing here fails a build — timings belong in benchmarks, never in unit tests.
  */
@@ -36,13 +36,34 @@ function child(name: string, caseName: string, args: object, target?: string): M
   return { name, ok: true, wallMs, result: JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>, target };
 }
 
-function command(name: string, argv: string[], target?: string, repeat = 3): Measured {
+async function comparePngs(name: string, a: string, b: string, speedup: number): Promise<Measured> {
+  const { decodeImage } = await import('@scenimefy/io');
+  const [x, y] = await Promise.all([decodeImage(a), decodeImage(b)]);
+  if (x.width !== y.width || x.height !== y.height) {
+    return { name, ok: false, wallMs: 0, error: `sizes differ: ${x.width}×${x.height} vs ${y.width}×${y.height}` };
+  }
+  let max = 0;
+  let differing = 0;
+  for (let i = 0; i < x.data.length; i++) {
+    const d = Math.abs(x.data[i]! - y.data[i]!);
+    if (d > 0) differing++;
+    if (d > max) max = d;
+  }
+  return {
+    name,
+    ok: true,
+    wallMs: 0,
+    result: { maxLevelDiff: max, identicalFraction: Number((1 - differing / x.data.length).toFixed(6)), speedupVsPython: Number(speedup.toFixed(2)) },
+  };
+}
+
+function command(name: string, argv: string[], target?: string, repeat = 3, exe: string = process.execPath): Measured {
   process.stderr.write(`bench: ${name} …\n`);
   const times: number[] = [];
   let last: ReturnType<typeof spawnSync> | undefined;
   for (let i = 0; i < repeat; i++) {
     const t0 = performance.now();
-    last = spawnSync(process.execPath, argv, { encoding: 'utf8', env: { ...process.env, SCENIMEFY_OFFLINE: '1' } });
+    last = spawnSync(exe, argv, { encoding: 'utf8', env: { ...process.env, SCENIMEFY_OFFLINE: '1' } });
     times.push(performance.now() - t0);
     if (last.status !== 0) break;
   }
@@ -91,6 +112,28 @@ async function main(): Promise<void> {
         '≤ half of a Python script doing the same (import torch + load + 3.7 s forward ≈ 5.5 s) → ≤ 2.75 s',
       ),
     );
+    const python = process.env.SCENIMEFY_BENCH_PYTHON;
+    if (python) {
+      // The same job in Python (the reference test.py pipeline, tools/bench/python/translate_reference.py), and
+      // how many output bytes differ from ours.
+      const script = path.join(repoRoot, 'tools', 'bench', 'python', 'translate_reference.py');
+      for (const [label, input] of [
+        ['512² synthetic photo', photo],
+        ['rocket.jpg 640×427', path.join(repoRoot, 'examples', 'photos', 'rocket.jpg')],
+      ] as const) {
+        const pyOut = path.join(dir, `py-${path.basename(input, path.extname(input))}.png`);
+        const py = command(`python reference pipeline, ${label}, start-up included`, [script, model, input, pyOut], undefined, 3, python);
+        const jsDir = path.join(dir, 'js');
+        const js = command(
+          `cli translate ${label}, start-up included`,
+          [cliBin, 'translate', input, '-o', jsDir, '-m', model, '--if-exists', 'overwrite', '--no-exif'],
+          'at most half the Python time',
+        );
+        const jsOut = path.join(jsDir, `${path.basename(input, path.extname(input))}.png`);
+        results.push(py, js);
+        if (py.ok && js.ok) results.push(await comparePngs(`pixels: ours vs Python, ${label}`, jsOut, pyOut, py.wallMs / js.wallMs));
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   }
   const report = {
