@@ -8,12 +8,13 @@
  * reference's `nn.Sequential`, so `model.<i>.*` keys mean the same as in PyTorch.
  */
 import type { Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel, tensorToFloat32 } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
 import type { TensorData } from '@scenimefy/io';
 import { instanceNorm2d } from '../layers/instance-norm';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER, DOWNSAMPLE_FILTER_SIZE, blurDownsample } from './blur';
 import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './generator';
+import { float32Of, hwioFromOihw, listed, oihwFromHwio, shapeText, stripPrefix } from './state-dict';
 
 export interface PatchDiscriminatorConfig {
   /** 3 for `netD` (an image), 6 for `netD_p` (photo and image concatenated on channels). */
@@ -115,32 +116,6 @@ export function discriminatorOutputSize(size: number, nLayers = 3): number | und
   return s >= 1 ? s : undefined;
 }
 
-function stripPrefix(stateDict: StateDictLike, prefix: string): Map<string, Float32TensorData | TensorData> {
-  const out = new Map<string, Float32TensorData | TensorData>();
-  for (const [key, value] of stateDict) {
-    if (prefix === '') out.set(key, value);
-    else if (key.startsWith(prefix)) out.set(key.slice(prefix.length), value);
-  }
-  return out;
-}
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
-}
-
-function listed(keys: readonly string[]): string {
-  const shown = keys.slice(0, 6).join(', ');
-  return keys.length > 6 ? `${shown} … (${keys.length} in all)` : shown;
-}
-
-function float32Of(key: string, value: Float32TensorData | TensorData, source: string): Float32Array {
-  if ('data' in value) return value.data;
-  if (value.dtype !== 'F32' && value.dtype !== 'F64' && value.dtype !== 'F16' && value.dtype !== 'BF16') {
-    throw new ModelFormatError(`discriminator tensor ${key} has dtype ${value.dtype}, expected a float type`, { file: source });
-  }
-  return tensorToFloat32(value);
-}
-
 /**
  * The discriminator architecture a state dict describes: ndf and inputNc from `model.0.weight`, nLayers from
  * the number of `filt` buffers (one per Downsample).
@@ -193,7 +168,7 @@ function validatedParameters(
         file: source,
       });
     }
-    const data = float32Of(prefix + key, value, source);
+    const data = float32Of('discriminator', prefix + key, value, source);
     if (data.length !== numel(entry.shape)) {
       throw new ModelFormatError(`${prefix}${key} holds ${data.length} values, its shape needs ${numel(entry.shape)}`, { file: source });
     }
@@ -215,27 +190,7 @@ function validatedParameters(
 }
 
 /** OIHW (PyTorch) → HWIO (TF.js conv2d). */
-function hwioFromOihw(data: Float32Array, shape: readonly number[]): Float32Array {
-  const [o, i, h, w] = shape as [number, number, number, number];
-  const out = new Float32Array(data.length);
-  for (let oo = 0; oo < o; oo++)
-    for (let ii = 0; ii < i; ii++)
-      for (let hh = 0; hh < h; hh++)
-        for (let ww = 0; ww < w; ww++) out[((hh * w + ww) * i + ii) * o + oo] = data[((oo * i + ii) * h + hh) * w + ww] as number;
-  return out;
-}
-
 /** HWIO (TF.js) → OIHW (PyTorch). */
-function oihwFromHwio(data: Float32Array, torchShape: readonly number[]): Float32Array {
-  const [o, i, h, w] = torchShape as [number, number, number, number];
-  const out = new Float32Array(data.length);
-  for (let oo = 0; oo < o; oo++)
-    for (let ii = 0; ii < i; ii++)
-      for (let hh = 0; hh < h; hh++)
-        for (let ww = 0; ww < w; ww++) out[((oo * i + ii) * h + hh) * w + ww] = data[((hh * w + ww) * i + ii) * o + oo] as number;
-  return out;
-}
-
 export interface PatchDiscriminator {
   readonly config: PatchDiscriminatorConfig;
   /**

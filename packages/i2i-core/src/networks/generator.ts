@@ -10,7 +10,7 @@
  * encoder tap indices (`encode(x, [0, 4, 8, 12, 16])`) mean the same as in PyTorch.
  */
 import type { Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel, tensorToFloat32 } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
 import type { TensorData, TensorMap } from '@scenimefy/io';
 import { instanceNorm2d } from '../layers/instance-norm';
 import { reflectPad2d } from '../layers/reflect-pad';
@@ -23,6 +23,7 @@ import {
   blurDownsample,
   blurUpsample,
 } from './blur';
+import { float32Of, hwioFromOihw, listed, oihwFromHwio, sameShape, shapeText, stripPrefix } from './state-dict';
 
 export interface ResnetGeneratorConfig {
   /** Channels of the first conv; 64 for the released Shinkai model. */
@@ -120,31 +121,6 @@ export function generatorStateDictSpec(options: ResnetGeneratorOptions): Map<str
   return spec;
 }
 
-function stripPrefix(stateDict: StateDictLike, prefix: string): Map<string, Float32TensorData | TensorData> {
-  const out = new Map<string, Float32TensorData | TensorData>();
-  for (const [key, value] of stateDict) {
-    if (prefix === '') out.set(key, value);
-    else if (key.startsWith(prefix)) out.set(key.slice(prefix.length), value);
-  }
-  return out;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
-}
-
-function float32Of(key: string, value: Float32TensorData | TensorData, source: string): Float32Array {
-  if ('data' in value) return value.data;
-  if (value.dtype !== 'F32' && value.dtype !== 'F64' && value.dtype !== 'F16' && value.dtype !== 'BF16') {
-    throw new ModelFormatError(`generator tensor ${key} has dtype ${value.dtype}, expected a float type`, { file: source });
-  }
-  return tensorToFloat32(value);
-}
-
 export interface StateDictReadOptions {
   /** Only keys starting with this are read, without it (`'netG.'` in a scenimefy-checkpoint). Default ''. */
   readonly prefix?: string;
@@ -187,11 +163,6 @@ export function inferGeneratorConfig(stateDict: StateDictLike, options: StateDic
   });
 }
 
-function listed(keys: readonly string[]): string {
-  const shown = keys.slice(0, 6).join(', ');
-  return keys.length > 6 ? `${shown} … (${keys.length} in all)` : shown;
-}
-
 /**
  * Checks a generator state dict against the architecture (the config given, or the one it describes) and
  * returns its parameters as float32 in PyTorch layout. Raises `ModelFormatError` naming missing or unexpected
@@ -228,7 +199,7 @@ export function loadGeneratorWeights(
         { file: source },
       );
     }
-    const data = float32Of(prefix + key, value, source);
+    const data = float32Of('generator', prefix + key, value, source);
     if (data.length !== numel(entry.shape)) {
       throw new ModelFormatError(`${prefix}${key} holds ${data.length} values, its shape needs ${numel(entry.shape)}`, {
         file: source,
@@ -264,27 +235,7 @@ function firstFilterMismatch(
 }
 
 /** OIHW (PyTorch) → HWIO (TF.js conv2d). */
-function hwioFromOihw(data: Float32Array, shape: readonly number[]): Float32Array {
-  const [o, i, h, w] = shape as [number, number, number, number];
-  const out = new Float32Array(data.length);
-  for (let oo = 0; oo < o; oo++)
-    for (let ii = 0; ii < i; ii++)
-      for (let hh = 0; hh < h; hh++)
-        for (let ww = 0; ww < w; ww++) out[((hh * w + ww) * i + ii) * o + oo] = data[((oo * i + ii) * h + hh) * w + ww] as number;
-  return out;
-}
-
 /** HWIO (TF.js) → OIHW (PyTorch). */
-function oihwFromHwio(data: Float32Array, torchShape: readonly number[]): Float32Array {
-  const [o, i, h, w] = torchShape as [number, number, number, number];
-  const out = new Float32Array(data.length);
-  for (let oo = 0; oo < o; oo++)
-    for (let ii = 0; ii < i; ii++)
-      for (let hh = 0; hh < h; hh++)
-        for (let ww = 0; ww < w; ww++) out[((oo * i + ii) * h + hh) * w + ww] = data[((hh * w + ww) * i + ii) * o + oo] as number;
-  return out;
-}
-
 export interface GeneratorInitOptions {
   /** Seed of the xavier-normal draws; each tensor uses seed + its index. Default 0. */
   readonly seed?: number;

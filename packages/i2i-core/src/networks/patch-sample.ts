@@ -16,10 +16,11 @@
  * parity with the reference goes through injected ids, as in the fixtures.
  */
 import type { Tensor, Tensor2D, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel, tensorToFloat32 } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
 import type { TensorData } from '@scenimefy/io';
 import type { Tf } from '../layers/tf';
 import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './generator';
+import { float32Of, listed, shapeText } from './state-dict';
 
 /** Added to each row's L2 norm before dividing (the reference's `Normalize`: `x / (‖x‖₂ + 1e-7)`). */
 export const PATCH_NORM_EPS = 1e-7;
@@ -110,10 +111,6 @@ function truncatedPermutation(rng: Xoshiro128, n: number, count: number): Int32A
 }
 
 // ---------------------------------------------------------------------------------------------------------
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
-}
 
 /**
  * The feature rows `sample` feeds to a head: `feat` is NCHW [B, C, H, W]; with shared ids (the reference)
@@ -226,19 +223,6 @@ function headKeys(layer: number): [string, string, string, string] {
   return [`mlp_${layer}.0.weight`, `mlp_${layer}.0.bias`, `mlp_${layer}.2.weight`, `mlp_${layer}.2.bias`];
 }
 
-function float32Of(key: string, value: Float32TensorData | TensorData, source: string): Float32Array {
-  if ('data' in value) return value.data;
-  if (value.dtype !== 'F32' && value.dtype !== 'F64' && value.dtype !== 'F16' && value.dtype !== 'BF16') {
-    throw new ModelFormatError(`PatchSampleF tensor ${key} has dtype ${value.dtype}, expected a float type`, { file: source });
-  }
-  return tensorToFloat32(value);
-}
-
-function listed(keys: readonly string[]): string {
-  const shown = keys.slice(0, 6).join(', ');
-  return keys.length > 6 ? `${shown} … (${keys.length} in all)` : shown;
-}
-
 interface HeadTensors {
   readonly channels: number;
   readonly nc: number;
@@ -289,7 +273,7 @@ function headTensorsOf(stateDict: StateDictLike, options: StateDictReadOptions):
           { file: source },
         );
       }
-      const values = float32Of(prefix + key, value, source);
+      const values = float32Of('PatchSampleF', prefix + key, value, source);
       if (values.length !== numel(want)) {
         throw new ModelFormatError(`${prefix}${key} holds ${values.length} values, its shape needs ${numel(want)}`, { file: source });
       }
