@@ -82,7 +82,7 @@ export function temperatureOf(who: string, tau: number | undefined): number {
 export function detached<T extends Tensor>(tf: Tf, x: T): T {
   const stop = tf.customGrad((...args) => {
     const input = args[0] as Tensor;
-    return { value: tf.clone(input), gradFunc: () => tf.zerosLike(input) };
+    return { value: tf.clone(input), gradFunc: (dy) => tf.zerosLike(dy) };
   });
   return stop(x) as T;
 }
