@@ -21,6 +21,7 @@ export { compareTensors, describeTensorComparison, installTensorMatchers, unrave
 export type { TensorCloseOptions, TensorComparison } from './tensor-compare';
 
 export { makeTempDir, withTempDir } from './temp-dir';
+export { seededUniform, seededUnitRows } from './seeded-data';
 export type { TempDir } from './temp-dir';
 
 export { startLoopbackServer } from './loopback-server';

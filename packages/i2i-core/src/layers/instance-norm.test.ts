@@ -1,3 +1,4 @@
+import { seededUniform } from '@scenimefy/test-utils';
 import { loadTf } from '@scenimefy/io';
 import type { Tensor4D } from '@tensorflow/tfjs-core';
 import { INSTANCE_NORM_EPS, instanceNorm2d } from './instance-norm';
@@ -7,16 +8,6 @@ let tf: Tf;
 beforeAll(async () => {
   ({ tf } = await loadTf({ prefer: 'cpu' }));
 });
-
-function seededUniform(seed: number, n: number): Float32Array {
-  let s = seed;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 48271) % 2147483647;
-    out[i] = (s / 2147483647) * 2 - 1;
-  }
-  return out;
-}
 
 /** Float64 instance norm of NHWC data and its input gradient for the loss Σ y·r. */
 function referenceInstanceNorm(x: Float32Array, r: Float32Array, [b, h, w, c]: readonly number[], eps: number) {

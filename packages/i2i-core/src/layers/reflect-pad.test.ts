@@ -1,3 +1,4 @@
+import { seededUniform } from '@scenimefy/test-utils';
 import { InputError, UsageError, loadTf } from '@scenimefy/io';
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
 import { reflectPad2d } from './reflect-pad';
@@ -14,17 +15,6 @@ function reflectIndex(i: number, before: number, n: number): number {
   if (j < 0) j = -j;
   if (j >= n) j = 2 * (n - 1) - j;
   return j;
-}
-
-function seededUniform(seed: number, n: number): Float32Array {
-  // Park–Miller: deterministic test data without depending on a backend's RNG.
-  let s = seed;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 48271) % 2147483647;
-    out[i] = (s / 2147483647) * 2 - 1;
-  }
-  return out;
 }
 
 describe('reflectPad2d', () => {

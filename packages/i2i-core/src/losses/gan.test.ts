@@ -1,5 +1,5 @@
 import { InputError, loadTf } from '@scenimefy/io';
-import '@scenimefy/test-utils';
+import { seededUniform } from '@scenimefy/test-utils';
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { Tf } from '../layers/tf';
 import { LSGAN_FAKE_LABEL, LSGAN_REAL_LABEL, lsganDiscriminatorLoss, lsganGeneratorLoss, lsganLoss } from './gan';
@@ -11,11 +11,7 @@ beforeAll(async () => {
 
 /** A PatchGAN-like score map [B, 1, H, W] from a seeded LCG, values in (−2, 2). */
 function scores(seed: number, shape: [number, number, number, number]): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => {
-    s = (s * 48271) % 2147483647;
-    return (s / 2147483647) * 4 - 2;
-  });
+  return seededUniform(seed, shape.reduce((a, d) => a * d, 1), -2, 2);
 }
 
 const mse = (p: ArrayLike<number>, label: number) => Array.from(p).reduce((s, v) => s + (v - label) ** 2, 0) / p.length;

@@ -1,5 +1,5 @@
 import { InputError, UsageError, loadTf } from '@scenimefy/io';
-import '@scenimefy/test-utils';
+import { seededUnitRows } from '@scenimefy/test-utils';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs-core';
 import type { Tf } from '../layers/tf';
 import { NCE_DIAGONAL_FILL, NCE_TEMPERATURE, patchNceLoss } from './patch-nce';
@@ -9,21 +9,7 @@ beforeAll(async () => {
   ({ tf } = await loadTf({ prefer: 'cpu' }));
 });
 
-/** Unit rows of `rows × c` from a seeded LCG, like PatchSampleF's normalised outputs. */
-function unitRows(seed: number, rows: number, c: number): Float32Array {
-  let s = seed;
-  const out = new Float32Array(rows * c);
-  for (let i = 0; i < out.length; i++) {
-    s = (s * 48271) % 2147483647;
-    out[i] = (s / 2147483647) * 2 - 1;
-  }
-  for (let r = 0; r < rows; r++) {
-    let n = 0;
-    for (let j = 0; j < c; j++) n += out[r * c + j]! ** 2;
-    for (let j = 0; j < c; j++) out[r * c + j]! /= Math.sqrt(n);
-  }
-  return out;
-}
+const unitRows = seededUnitRows;
 
 const dot = (a: ArrayLike<number>, i: number, b: ArrayLike<number>, j: number, c: number): number => {
   let s = 0;

@@ -1,5 +1,5 @@
 import { InputError, UsageError, loadTf } from '@scenimefy/io';
-import '@scenimefy/test-utils';
+import { seededUniform } from '@scenimefy/test-utils';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs-core';
 import type { Tf } from '../layers/tf';
 import { DEFAULT_HDCE_GAMMA_OPTIONS, SRC_NORMALIZE_EPS, hdceGamma, hdceWeights, srcLoss } from './src';
@@ -11,12 +11,7 @@ beforeAll(async () => {
 
 /** Rows of `rows × c` from a seeded LCG with norms between 0.5 and 2, so the re-normalisation matters. */
 function rawRows(seed: number, rows: number, c: number): Float32Array {
-  let s = seed;
-  const out = new Float32Array(rows * c);
-  for (let i = 0; i < out.length; i++) {
-    s = (s * 48271) % 2147483647;
-    out[i] = (s / 2147483647) * 2 - 1;
-  }
+  const out = seededUniform(seed, rows * c);
   for (let r = 0; r < rows; r++) {
     let n = 0;
     for (let j = 0; j < c; j++) n += out[r * c + j]! ** 2;

@@ -1,3 +1,4 @@
+import { seededUniform } from '@scenimefy/test-utils';
 import { loadTf } from '@scenimefy/io';
 import type { Tensor4D } from '@tensorflow/tfjs-core';
 import type { Tf } from '../layers/tf';
@@ -7,16 +8,6 @@ let tf: Tf;
 beforeAll(async () => {
   ({ tf } = await loadTf({ prefer: 'cpu' }));
 });
-
-function seededUniform(seed: number, n: number): Float32Array {
-  let s = seed;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 48271) % 2147483647;
-    out[i] = (s / 2147483647) * 2 - 1;
-  }
-  return out;
-}
 
 type Taps1d = Array<Array<[source: number, weight: number]>>;
 

@@ -1,6 +1,6 @@
 import { InputError, ModelFormatError, UsageError, availableBackends, float32Tensor, loadTf } from '@scenimefy/io';
 import type { Tensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import '@scenimefy/test-utils';
+import { seededUniform } from '@scenimefy/test-utils';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER } from './blur';
 import {
@@ -16,16 +16,6 @@ let tf: Tf;
 beforeAll(async () => {
   ({ tf } = await loadTf({ prefer: 'cpu' }));
 });
-
-function seededUniform(seed: number, n: number): Float32Array {
-  let s = seed;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 48271) % 2147483647;
-    out[i] = (s / 2147483647) * 2 - 1;
-  }
-  return out;
-}
 
 const count = (shape: readonly number[]): number => shape.reduce((a, d) => a * d, 1);
 
