@@ -14,7 +14,7 @@ import { instanceNorm2d } from '../layers/instance-norm';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER, DOWNSAMPLE_FILTER_SIZE, blurDownsample } from './blur';
 import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './generator';
-import { float32Of, hwioFromOihw, listed, oihwFromHwio, shapeText, stripPrefix } from './state-dict';
+import { assignPyTorchWeights, countParameters, float32Of, listed, pyTorchStateDict, shapeText, stripPrefix } from './state-dict';
 
 export interface PatchDiscriminatorConfig {
   /** 3 for `netD` (an image), 6 for `netD_p` (photo and image concatenated on channels). */
@@ -311,34 +311,16 @@ class TfPatchDiscriminator implements PatchDiscriminator {
   setWeights(stateDict: StateDictLike, options: StateDictReadOptions = {}): void {
     this.checkUsable();
     const tensors = validatedParameters(stateDict, this.config, options);
-    const tf = this.tf;
-    for (const [key, variable] of this.variables) {
-      const t = tensors.get(key) as Float32TensorData;
-      const data = t.shape.length === 4 ? hwioFromOihw(t.data, t.shape) : t.data;
-      tf.tidy(() => variable.assign(tf.tensor(data, variable.shape, 'float32')));
-    }
+    assignPyTorchWeights(this.tf, this.variables, (key) => tensors.get(key) as Float32TensorData);
   }
 
   async stateDict(): Promise<Map<string, Float32TensorData>> {
     this.checkUsable();
-    const out = new Map<string, Float32TensorData>();
-    for (const [key, entry] of this.spec) {
-      if (entry.kind === 'buffer') {
-        const data = new Float32Array(numel(entry.shape));
-        for (let c = 0; c < (entry.shape[0] as number); c++) data.set(DOWNSAMPLE_FILTER, c * DOWNSAMPLE_FILTER.length);
-        out.set(key, { shape: entry.shape, data });
-        continue;
-      }
-      const values = (await this.param(key).data()) as Float32Array;
-      out.set(key, { shape: entry.shape, data: entry.shape.length === 4 ? oihwFromHwio(values, entry.shape) : values.slice() });
-    }
-    return out;
+    return pyTorchStateDict(this.spec, (key) => this.param(key), () => DOWNSAMPLE_FILTER);
   }
 
   numParameters(): number {
-    let n = 0;
-    for (const v of this.variables.values()) n += v.size;
-    return n;
+    return countParameters(this.variables);
   }
 
   dispose(): void {

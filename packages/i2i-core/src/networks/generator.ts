@@ -23,7 +23,16 @@ import {
   blurDownsample,
   blurUpsample,
 } from './blur';
-import { float32Of, hwioFromOihw, listed, oihwFromHwio, sameShape, shapeText, stripPrefix } from './state-dict';
+import {
+  assignPyTorchWeights,
+  countParameters,
+  float32Of,
+  listed,
+  pyTorchStateDict,
+  sameShape,
+  shapeText,
+  stripPrefix,
+} from './state-dict';
 
 export interface ResnetGeneratorConfig {
   /** Channels of the first conv; 64 for the released Shinkai model. */
@@ -430,35 +439,21 @@ class TfResnetGenerator implements ResnetGenerator {
           `this generator has ngf=${own.ngf}, ${own.nBlocks} blocks, ${own.inputNc}→${own.outputNc}`,
       );
     }
-    const tf = this.tf;
-    for (const [key, variable] of this.variables) {
+    assignPyTorchWeights(this.tf, this.variables, (key) => {
       const t = weights.tensors.get(key);
       if (t === undefined) throw new UsageError(`ResnetGenerator.setWeights: no tensor ${key}`);
-      const data = t.shape.length === 4 ? hwioFromOihw(t.data, t.shape) : t.data;
-      tf.tidy(() => variable.assign(tf.tensor(data, variable.shape, 'float32')));
-    }
+      return t;
+    });
   }
 
   async stateDict(): Promise<Map<string, Float32TensorData>> {
-    const out = new Map<string, Float32TensorData>();
-    for (const [key, entry] of this.spec) {
-      if (entry.kind === 'buffer') {
-        const filter = entry.shape[2] === DOWNSAMPLE_FILTER_SIZE ? DOWNSAMPLE_FILTER : UPSAMPLE_FILTER;
-        const data = new Float32Array(numel(entry.shape));
-        for (let c = 0; c < (entry.shape[0] as number); c++) data.set(filter, c * filter.length);
-        out.set(key, { shape: entry.shape, data });
-        continue;
-      }
-      const values = (await this.param(key).data()) as Float32Array;
-      out.set(key, { shape: entry.shape, data: entry.shape.length === 4 ? oihwFromHwio(values, entry.shape) : values.slice() });
-    }
-    return out;
+    return pyTorchStateDict(this.spec, (key) => this.param(key), (shape) =>
+      shape[2] === DOWNSAMPLE_FILTER_SIZE ? DOWNSAMPLE_FILTER : UPSAMPLE_FILTER,
+    );
   }
 
   numParameters(): number {
-    let n = 0;
-    for (const v of this.variables.values()) n += v.size;
-    return n;
+    return countParameters(this.variables);
   }
 
   dispose(): void {

@@ -20,7 +20,7 @@ import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
 import type { TensorData } from '@scenimefy/io';
 import type { Tf } from '../layers/tf';
 import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './generator';
-import { float32Of, listed, shapeText } from './state-dict';
+import { countParameters, float32Of, listed, shapeText } from './state-dict';
 
 /** Added to each row's L2 norm before dividing (the reference's `Normalize`: `x / (‖x‖₂ + 1e-7)`). */
 export const PATCH_NORM_EPS = 1e-7;
@@ -498,9 +498,7 @@ class TfPatchSampleF implements PatchSampleF {
   }
 
   numParameters(): number {
-    let n = 0;
-    for (const v of this.variables.values()) n += v.size;
-    return n;
+    return countParameters(this.variables);
   }
 
   dispose(): void {

@@ -2,10 +2,13 @@
  * State-dict plumbing shared by the TF.js networks: PyTorch key prefixes, shape checks, dtype conversion and the
  * OIHW ↔ HWIO conv weight layouts (PyTorch stores OIHW; TF.js convolves with HWIO).
  */
-import { ModelFormatError, tensorToFloat32 } from '@scenimefy/io';
+import { ModelFormatError, numel, tensorToFloat32 } from '@scenimefy/io';
 import type { TensorData } from '@scenimefy/io';
 
-import type { Float32TensorData, StateDictLike } from './generator';
+import type { Variable } from '@tensorflow/tfjs-core';
+
+import type { Tf } from '../layers/tf';
+import type { Float32TensorData, StateDictEntrySpec, StateDictLike } from './generator';
 
 export function stripPrefix(stateDict: StateDictLike, prefix: string): Map<string, Float32TensorData | TensorData> {
   const out = new Map<string, Float32TensorData | TensorData>();
@@ -56,4 +59,48 @@ export function float32Of(what: string, key: string, value: Float32TensorData | 
     throw new ModelFormatError(`${what} tensor ${key} has dtype ${value.dtype}, expected a float type`, { file: source });
   }
   return tensorToFloat32(value);
+}
+
+/** Assign PyTorch-layout tensors (OIHW convs) to TF.js variables (HWIO convs), key by key. */
+export function assignPyTorchWeights(
+  tf: Tf,
+  variables: ReadonlyMap<string, Variable>,
+  tensorFor: (key: string) => Float32TensorData,
+): void {
+  for (const [key, variable] of variables) {
+    const t = tensorFor(key);
+    const data = t.shape.length === 4 ? hwioFromOihw(t.data, t.shape) : t.data;
+    tf.tidy(() => variable.assign(tf.tensor(data, variable.shape, 'float32')));
+  }
+}
+
+/**
+ * A network's state dict in PyTorch layout and key order: parameters read back from their variables (convs as
+ * OIHW), fixed blur buffers written out from their closed form (`bufferFilter` gives the per-channel filter).
+ */
+export async function pyTorchStateDict(
+  spec: ReadonlyMap<string, StateDictEntrySpec>,
+  param: (key: string) => Variable,
+  bufferFilter: (shape: readonly number[]) => ArrayLike<number>,
+): Promise<Map<string, Float32TensorData>> {
+  const out = new Map<string, Float32TensorData>();
+  for (const [key, entry] of spec) {
+    if (entry.kind === 'buffer') {
+      const filter = bufferFilter(entry.shape);
+      const data = new Float32Array(numel(entry.shape));
+      for (let c = 0; c < (entry.shape[0] as number); c++) data.set(filter, c * filter.length);
+      out.set(key, { shape: entry.shape, data });
+      continue;
+    }
+    const values = (await param(key).data()) as Float32Array;
+    out.set(key, { shape: entry.shape, data: entry.shape.length === 4 ? oihwFromHwio(values, entry.shape) : values.slice() });
+  }
+  return out;
+}
+
+/** Number of scalar parameters held by `variables`. */
+export function countParameters(variables: ReadonlyMap<string, Variable>): number {
+  let n = 0;
+  for (const v of variables.values()) n += v.size;
+  return n;
 }
