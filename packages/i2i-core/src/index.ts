@@ -79,3 +79,12 @@ export { createPatchDiscriminator, discriminatorOutputSize, discriminatorStateDi
 export type { DiscriminatorInitOptions, PatchDiscriminator, PatchDiscriminatorConfig, PatchDiscriminatorOptions } from './networks/discriminator';
 export { DEFAULT_NUM_PATCHES, DEFAULT_PATCH_NC, PATCH_NORM_EPS, createPatchSampleF, gatherPatchRows } from './networks/patch-sample';
 export type { PatchIdRngState, PatchSampleCallOptions, PatchSampleF, PatchSampleFOptions, PatchSampleResult } from './networks/patch-sample';
+
+export { AlignedDataset, DEFAULT_CROP_SIZE, DEFAULT_DATA_SEED, DEFAULT_LOAD_SIZE, UnalignedDataset } from './train/data';
+export type { AlignedDatasetOptions, DataRngState, DataSample, DatasetLoadOptions, TransformOptions, UnalignedDatasetOptions } from './train/data';
+export { SeededRng, isRngWords } from './seeded-rng';
+export type { RngWords } from './seeded-rng';
+export { ADAM_DEFAULTS, Adam } from './train/adam';
+export type { AdamOptions, AdamState } from './train/adam';
+export { linearLrFactor } from './train/lr-schedule';
+export type { LinearLrOptions } from './train/lr-schedule';

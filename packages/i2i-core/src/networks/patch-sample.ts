@@ -19,6 +19,7 @@ import type { Tensor, Tensor2D, Tensor4D, Variable } from '@tensorflow/tfjs-core
 import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
 import type { TensorData } from '@scenimefy/io';
 import type { Tf } from '../layers/tf';
+import { SeededRng, splitmix32 } from '../seeded-rng';
 import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './generator';
 import { countParameters, float32Of, listed, shapeText } from './state-dict';
 
@@ -42,63 +43,11 @@ export interface PatchIdRngState {
   readonly state: readonly [number, number, number, number];
 }
 
-/** splitmix32 output for a counter value: a well-mixed 32-bit hash used to seed and to derive seeds. */
-function splitmix32(counter: number): number {
-  let z = (counter + 0x9e3779b9) | 0;
-  z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
-  z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-  return (z ^ (z >>> 15)) >>> 0;
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
-}
-
-class Xoshiro128 {
-  private s: [number, number, number, number];
-
-  constructor(state: readonly [number, number, number, number]) {
-    this.s = [state[0] >>> 0, state[1] >>> 0, state[2] >>> 0, state[3] >>> 0];
-  }
-
-  /** The state words are the first four outputs of a splitmix32 sequence started at the seed (the usual seeding). */
-  static fromSeed(seed: number): Xoshiro128 {
-    const word = (k: number): number => splitmix32((seed + Math.imul(k, 0x9e3779b9)) >>> 0);
-    return new Xoshiro128([word(0), word(1), word(2), word(3)]);
-  }
-
-  state(): [number, number, number, number] {
-    return [...this.s];
-  }
-
-  nextUint32(): number {
-    const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
-    const t = (s[1] << 9) >>> 0;
-    s[2] = (s[2] ^ s[0]) >>> 0;
-    s[3] = (s[3] ^ s[1]) >>> 0;
-    s[1] = (s[1] ^ s[2]) >>> 0;
-    s[0] = (s[0] ^ s[3]) >>> 0;
-    s[2] = (s[2] ^ t) >>> 0;
-    s[3] = rotl(s[3], 11);
-    return result;
-  }
-
-  /** Uniform integer in [0, n), n ≤ 2³², without modulo bias (rejection of the incomplete top range). */
-  below(n: number): number {
-    const limit = 2 ** 32 - (2 ** 32 % n);
-    for (;;) {
-      const x = this.nextUint32();
-      if (x < limit) return x % n;
-    }
-  }
-}
-
 /**
  * The first `count` entries of a uniformly random permutation of 0..n-1 (partial Fisher–Yates), which is
  * what the reference's `randperm(n)[:count]` is in distribution.
  */
-function truncatedPermutation(rng: Xoshiro128, n: number, count: number): Int32Array {
+function truncatedPermutation(rng: SeededRng, n: number, count: number): Int32Array {
   const perm = new Int32Array(n);
   for (let i = 0; i < n; i++) perm[i] = i;
   for (let i = 0; i < count; i++) {
@@ -299,7 +248,7 @@ class TfPatchSampleF implements PatchSampleF {
   private readonly ncGiven: boolean;
   private readonly initGain: number;
   private readonly heads: Head[] = [];
-  private rng: Xoshiro128;
+  private rng: SeededRng;
   private disposed = false;
 
   constructor(
@@ -314,7 +263,7 @@ class TfPatchSampleF implements PatchSampleF {
     this.ncGiven = options.nc !== undefined;
     this.initGain = gain;
     this.seed = checkedSeed(options.seed);
-    this.rng = Xoshiro128.fromSeed(this.seed);
+    this.rng = SeededRng.fromSeed(this.seed);
   }
 
   get nc(): number {
@@ -452,7 +401,7 @@ class TfPatchSampleF implements PatchSampleF {
         `PatchSampleF.setRngState: expected { algorithm: 'xoshiro128**', state: four uint32 words, not all 0 }, got ${JSON.stringify(state)}`,
       );
     }
-    this.rng = new Xoshiro128(words);
+    this.rng = new SeededRng(words);
   }
 
   loadState(stateDict: StateDictLike, options: StateDictReadOptions = {}): void {
