@@ -2,7 +2,7 @@
 channels-last-strided view — exactly what PatchSampleF's `feat.permute(0, 2, 3, 1).flatten(1, 2)` sends back
 into the generator's encoder taps. The semi_cut training fixture (i2i/train*.json, made with torch 2.13 CPU)
 therefore carries a wrong generator gradient for every contrastive term (SRC, hDCE, hDCE_Y, NCE_s); the
-released model was trained with torch 1.8.1 on CUDA. Scenimefy.js computes the true derivative (checked by
+released model was presumably trained with torch 1.8.1 on CUDA (environment.yml; train.sh uses --gpu_ids 0). Scenimefy.js computes the true derivative (checked by
 central finite differences). Run: python instance_norm_strided_grad.py (needs torch).
 """
 import torch
