@@ -117,5 +117,5 @@ export type {
   TfLoadResult,
 } from './tf-backend';
 
-export { detectWeightsFormat, weightsFormatOf } from './weights-format';
-export type { WeightsFormat } from './weights-format';
+export { detectWeightsFormat, readWeights, weightsFormatOf } from './weights-format';
+export type { LoadedWeights, WeightsFormat, WeightsKind } from './weights-format';

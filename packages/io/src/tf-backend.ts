@@ -36,13 +36,6 @@ const PACKAGE_OF: Readonly<Record<BackendCandidate, string>> = {
   cpu: '@tensorflow/tfjs-backend-cpu',
 };
 
-const TF_NAME_OF: Readonly<Record<BackendCandidate, TfBackendName>> = {
-  'tfjs-node-gpu': 'tensorflow',
-  'tfjs-node': 'tensorflow',
-  wasm: 'wasm',
-  cpu: 'cpu',
-};
-
 const SUPPORTED_TFJS_VERSION = '4.22.0';
 
 const INSTALL_HINT: Readonly<Record<BackendCandidate, string>> = {

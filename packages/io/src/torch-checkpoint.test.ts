@@ -29,7 +29,7 @@ const u32 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0
 const u16 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff];
 const u64 = (n: number): number[] => [...u32(n % 2 ** 32), ...u32(Math.floor(n / 2 ** 32))];
 const ascii = (s: string): number[] => [...Buffer.from(s, 'latin1')];
-const MARK = 0x28, STOP = 0x2e, TUPLE = 0x74, TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87, REDUCE = 0x52;
+const MARK = 0x28, STOP = 0x2e, TUPLE = 0x74, TUPLE1 = 0x85, TUPLE3 = 0x87, REDUCE = 0x52;
 const EMPTY_TUPLE = 0x29, EMPTY_DICT = 0x7d, EMPTY_LIST = 0x5d, SETITEMS = 0x75, SETITEM = 0x73, APPENDS = 0x65;
 const NONE = 0x4e, NEWFALSE = 0x89, NEWTRUE = 0x88, BINPERSID = 0x51, PROTO2 = [0x80, 2];
 const global = (module: string, name: string): number[] => [0x63, ...ascii(`${module}\n${name}\n`)];

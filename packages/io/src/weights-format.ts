@@ -1,11 +1,18 @@
 /**
+ * Which weights format a file holds, and reading any of them into tensors.
+ *
  * Which weights format a file holds, told from its first bytes (never from its extension alone): a PyTorch
  * checkpoint (zip `PK` or a legacy pickle), safetensors (u64 header length, then `{`), or ONNX (a ModelProto
  * starting with field 1, `ir_version`; only trusted with an `.onnx` name since the tag byte is common).
  */
 import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 
-import { InputError } from './errors';
+import { readCheckpointManifest } from './contracts/checkpoint-manifest';
+import { InputError, ModelFormatError } from './errors';
+import { readSafetensors } from './safetensors';
+import type { TensorMap } from './tensor';
+import { readTorchCheckpoint, stateDictFromCheckpoint } from './torch-checkpoint';
 
 export type WeightsFormat = 'pytorch' | 'safetensors' | 'onnx';
 
@@ -31,4 +38,41 @@ export async function detectWeightsFormat(file: string): Promise<WeightsFormat |
   } finally {
     await handle?.close();
   }
+}
+
+export type WeightsKind = 'safetensors' | 'pytorch' | 'scenimefy-checkpoint';
+
+export interface LoadedWeights {
+  kind: WeightsKind;
+  file: string;
+  /** Tensors by name, in file order. */
+  tensors: TensorMap;
+  /** safetensors `__metadata__` (empty for the other kinds). */
+  metadata: Record<string, string>;
+}
+
+/**
+ * The tensors of "some weights file", told apart by content: safetensors, a PyTorch `.pth`/`.pt` (zip or legacy;
+ * `key` picks the state dict inside a nested checkpoint such as a StyleGAN2 `.pt`), or a scenimefy-checkpoint
+ * folder (its `weights.safetensors`, names prefixed by network).
+ */
+export async function readWeights(file: string, options: { key?: string } = {}): Promise<LoadedWeights> {
+  const stat = await fsp.stat(file).catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(error.code === 'ENOENT' ? 'no such file or folder' : `cannot read (${error.code})`, { file, cause: error });
+  });
+  if (stat.isDirectory()) {
+    const manifest = await readCheckpointManifest(path.join(file, 'checkpoint.json'));
+    const { tensors, metadata } = await readSafetensors(path.join(file, manifest.weights.file));
+    return { kind: 'scenimefy-checkpoint', file, tensors, metadata };
+  }
+  const kind = await detectWeightsFormat(file);
+  if (kind === 'safetensors') {
+    if (options.key !== undefined) throw new InputError('a key (--key) applies to PyTorch checkpoints, not safetensors', { file });
+    const { tensors, metadata } = await readSafetensors(file);
+    return { kind, file, tensors, metadata };
+  }
+  if (kind === 'pytorch') {
+    return { kind, file, tensors: stateDictFromCheckpoint(await readTorchCheckpoint(file), file, { key: options.key }), metadata: {} };
+  }
+  throw new ModelFormatError('not a weights file (expected safetensors, a PyTorch .pth/.pt, or a checkpoint folder)', { file });
 }

@@ -1,9 +1,8 @@
 import { promises as fsp } from 'node:fs';
 
-import { InputError, writeSafetensors, type TensorData } from '@scenimefy/io';
+import { InputError, readWeights, writeSafetensors, type TensorData } from '@scenimefy/io';
 
 import type { Output } from '../output';
-import { loadWeights } from './weights-file';
 
 export async function convertCommand(
   input: string,
@@ -16,7 +15,7 @@ export async function convertCommand(
   if (!opts.force && (await fsp.stat(opts.output).catch(() => undefined))) {
     throw new InputError('already exists (pass --force to overwrite)', { file: opts.output });
   }
-  const weights = await loadWeights(input, { key: opts.key });
+  const weights = await readWeights(input, { key: opts.key });
   const renamed = new Map<string, TensorData>();
   for (const [name, t] of weights.tensors) renamed.set(`${opts.prefix}${name}`, t);
   const metadata: Record<string, string> = {

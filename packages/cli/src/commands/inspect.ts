@@ -1,10 +1,9 @@
-import { DTYPE_BYTES, numel } from '@scenimefy/io';
+import { DTYPE_BYTES, numel, readWeights } from '@scenimefy/io';
 
 import type { Output } from '../output';
-import { loadWeights } from './weights-file';
 
 export async function inspectCommand(file: string, opts: { key?: string }, out: Output): Promise<number> {
-  const weights = await loadWeights(file, { key: opts.key });
+  const weights = await readWeights(file, { key: opts.key });
   let elements = 0;
   let bytes = 0;
   const rows: string[] = [];

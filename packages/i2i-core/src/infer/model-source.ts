@@ -11,12 +11,9 @@ import * as path from 'node:path';
 
 import {
   InputError,
-  detectWeightsFormat,
   ModelFormatError,
-  readCheckpointManifest,
-  readSafetensors,
-  readTorchCheckpoint,
-  stateDictFromCheckpoint,
+  detectWeightsFormat,
+  readWeights,
   writeFileAtomic,
   type TensorMap,
 } from '@scenimefy/io';
@@ -73,38 +70,28 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
     }
     throw new InputError(`cannot read (${error.code})`, { file: spec });
   });
-  if (stat.isDirectory()) {
-    const manifest = await readCheckpointManifest(path.join(spec, 'checkpoint.json'));
-    const { tensors } = await readSafetensors(path.join(spec, manifest.weights.file));
-    const stateDict = generatorKeys(tensors, spec);
-    return { kind: 'scenimefy-checkpoint', description: `checkpoint ${spec}`, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
-  }
-  const kind = await detectWeightsFormat(spec);
+  const kind = stat.isDirectory() ? 'scenimefy-checkpoint' : await detectWeightsFormat(spec);
   if (kind === 'onnx') {
     const bytes = await fsp.readFile(spec);
     return { kind, description: spec, file: spec, stateDict: generatorStateDictFromOnnx(bytes, spec), onnx: spec };
   }
-  if (kind === 'safetensors') {
-    const { tensors } = await readSafetensors(spec);
-    const stateDict = generatorKeys(tensors, spec);
-    return { kind, description: spec, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
+  if (kind === undefined) {
+    throw new ModelFormatError('not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)', { file: spec });
   }
-  if (kind === 'pytorch') {
-    const stateDict = generatorKeys(stateDictFromCheckpoint(await readTorchCheckpoint(spec), spec), spec);
-    return { kind, description: spec, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
-  }
-  throw new ModelFormatError('not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)', { file: spec });
+  const stateDict = generatorKeys((await readWeights(spec)).tensors, spec);
+  const description = kind === 'scenimefy-checkpoint' ? `checkpoint ${spec}` : spec;
+  return { kind, description, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
 }
 
 /** The default/registry model: fetched once, converted to ONNX once, both kept in the cache. */
 async function resolveRegistryModel(name: string, options: ResolveModelOptions): Promise<ResolvedModel> {
   const entry = findModel(name, options.env ?? process.env);
   const cached = await fetchModel(entry, options);
-  const tensors =
-    entry.format === 'safetensors'
-      ? (await readSafetensors(cached.file)).tensors
-      : stateDictFromCheckpoint(await readTorchCheckpoint(cached.file), cached.file);
-  const stateDict = generatorKeys(tensors, cached.file);
+  if (entry.format === 'onnx') {
+    const stateDict = generatorStateDictFromOnnx(await fsp.readFile(cached.file), cached.file);
+    return { kind: 'registry', description: `${entry.name} (${cached.file})`, file: cached.file, stateDict, onnx: cached.file };
+  }
+  const stateDict = generatorKeys((await readWeights(cached.file)).tensors, cached.file);
   const onnxFile = path.join(path.dirname(cached.file), 'model.onnx');
   const tagFile = `${onnxFile}.source-sha256`;
   const tag = await fsp.readFile(tagFile, 'utf8').catch(() => '');
