@@ -1,8 +1,9 @@
-import * as childProcess from 'node:child_process';
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+
+import { guardAgainstSideEffects } from '@scenimefy/test-utils';
 
 import { InputError, ModelFormatError } from './errors';
 import type { DType, TensorData } from './tensor';
@@ -511,20 +512,10 @@ describe('malformed files', () => {
 
 describe('hostile checkpoints', () => {
   let marker: string;
-  const spies: jest.SpyInstance[] = [];
   beforeEach(() => {
     marker = path.join(dir, 'pwned');
-    for (const fn of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'] as const) {
-      spies.push(jest.spyOn(childProcess, fn));
-    }
   });
-  afterEach(() => {
-    for (const spy of spies.splice(0)) {
-      expect(spy).not.toHaveBeenCalled();
-      spy.mockRestore();
-    }
-    expect(existsSync(marker)).toBe(false);
-  });
+  guardAgainstSideEffects(() => marker);
   const call = (module: string, name: string): number[] => [...global(module, name), ...str(`touch ${marker}`), TUPLE1, REDUCE];
   const refused = (file: string, name: string) => `${file}: refusing to load global "${name}" (not a tensor or container type)`;
 

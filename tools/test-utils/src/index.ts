@@ -22,6 +22,8 @@ export type { TensorCloseOptions, TensorComparison } from './tensor-compare';
 
 export { makeTempDir, withTempDir } from './temp-dir';
 export { seededUniform, seededUnitRows } from './seeded-data';
+export { guardAgainstSideEffects } from './side-effect-guard';
+export { contractRejection } from './contract-rejection';
 export type { TempDir } from './temp-dir';
 
 export { startLoopbackServer } from './loopback-server';

@@ -1,8 +1,8 @@
-import { promises as fsp, readFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { ContractError } from '../errors';
+import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
+
 import {
   checkpointContract,
   checkpointManifestSchema,
@@ -11,7 +11,6 @@ import {
   type CheckpointManifest,
 } from './checkpoint-manifest';
 import { artifactHeader } from './common';
-import { parseContract } from './read-contract';
 
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-checkpoint-v1.json'), 'utf8');
 const example = (): CheckpointManifest => checkpointManifestSchema.parse(JSON.parse(exampleText));
@@ -27,22 +26,16 @@ const imported = (): CheckpointManifest => ({
   source: { kind: 'pytorch', file: 'Shinkai_net_G.pth' },
 });
 
-function rejection(value: unknown): string {
-  try {
-    parseContract(JSON.stringify(value), 'checkpoint.json', checkpointContract);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ContractError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a ContractError');
-}
+const rejection = (value: unknown): string => contractRejection(value, 'checkpoint.json', checkpointContract);
 
+let tmp: TempDir;
 let dir: string;
 beforeEach(async () => {
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'scenimefy-checkpoint-'));
+  tmp = await makeTempDir('checkpoint');
+  dir = tmp.dir;
 });
 afterEach(async () => {
-  await fsp.rm(dir, { recursive: true, force: true });
+  await tmp.cleanup();
 });
 
 describe('scenimefy-checkpoint v1', () => {

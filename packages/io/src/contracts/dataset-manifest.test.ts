@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp, readFileSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ContractError, InputError } from '../errors';
+import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
+
+import { InputError } from '../errors';
 import {
   buildDatasetManifest,
   datasetContract,
@@ -23,22 +24,16 @@ const example = (): DatasetManifest => datasetManifestSchema.parse(JSON.parse(ex
 const writer = { name: '@scenimefy/io', version: '0.1.0' };
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-function rejection(value: unknown): string {
-  try {
-    parseContract(JSON.stringify(value), 'ds/manifest.json', datasetContract);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ContractError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a ContractError');
-}
+const rejection = (value: unknown): string => contractRejection(value, 'ds/manifest.json', datasetContract);
 
+let tmp: TempDir;
 let dir: string;
 beforeEach(async () => {
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'scenimefy-dataset-'));
+  tmp = await makeTempDir('dataset');
+  dir = tmp.dir;
 });
 afterEach(async () => {
-  await fsp.rm(dir, { recursive: true, force: true });
+  await tmp.cleanup();
 });
 
 /** Create `files` (POSIX path → content) under `dir`. */

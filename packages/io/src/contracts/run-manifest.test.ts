@@ -1,30 +1,24 @@
 import { promises as fsp, readFileSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ContractError } from '../errors';
+import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
+
 import { parseContract } from './read-contract';
 import { readRunManifest, runContract, runManifestSchema, writeRunManifest, type RunManifest } from './run-manifest';
 
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-run-v1.json'), 'utf8');
 const example = (): RunManifest => runManifestSchema.parse(JSON.parse(exampleText));
 
-function rejection(value: unknown): string {
-  try {
-    parseContract(JSON.stringify(value), 'run/run.json', runContract);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ContractError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a ContractError');
-}
+const rejection = (value: unknown): string => contractRejection(value, 'run/run.json', runContract);
 
+let tmp: TempDir;
 let dir: string;
 beforeEach(async () => {
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'scenimefy-run-'));
+  tmp = await makeTempDir('run');
+  dir = tmp.dir;
 });
 afterEach(async () => {
-  await fsp.rm(dir, { recursive: true, force: true });
+  await tmp.cleanup();
 });
 
 describe('scenimefy-run v1', () => {
