@@ -104,5 +104,9 @@ describeIfFixture('i2i/netG-ngf16.pth', 'Translator', () => {
     const t = await Translator.load(model, { tile: 'off' });
     await t.dispose();
     await expect(t.translateImage(image(16, 16))).rejects.toThrow('this Translator has been disposed');
+    const tiledOnly = await Translator.load(model, { tile: 16 });
+    expect((await tiledOnly.translateImage(image(16, 16))).tiled).toBe(true);
+    await tiledOnly.dispose();
+    await expect(tiledOnly.translateImage(image(16, 16))).rejects.toThrow('this Translator has been disposed');
   });
 });

@@ -75,6 +75,7 @@ export interface TranslateResult {
 
 export class Translator {
   private whole: OnnxSession | undefined;
+  private disposed = false;
   private tiledRunner: TiledGenerator | undefined;
 
   private constructor(
@@ -90,8 +91,9 @@ export class Translator {
     }
     const resolved = await resolveModel(model, options);
     const translator = new Translator(resolved, { ...options, tile });
-    // The whole-image session is what most images use: create it now so the first image is not slower.
-    translator.whole = await createOnnxSession(resolved.onnx, { threads: options.threads, device: options.device });
+    // The whole-image session is what most images use: create it now so the first image is not slower — unless
+    // every image will run in tiles, which use their own sessions.
+    if (typeof tile !== 'number') await translator.session();
     return translator;
   }
 
@@ -134,7 +136,7 @@ export class Translator {
     const shape = [1, 3, work.height, work.width] as const;
     const tiled = this.usesTiles(work.width, work.height);
     const started = performance.now();
-    const output = tiled ? await (await this.tiled()).run(tensor.data, shape) : await runGenerator(this.session(), tensor.data, shape);
+    const output = tiled ? await (await this.tiled()).run(tensor.data, shape) : await runGenerator(await this.session(), tensor.data, shape);
     const generatorMs = performance.now() - started;
     let image = tensorToImage(output, shape, { rounding: options.rounding ?? 'truncate' });
     if (options.resizeBack && (image.width !== input.width || image.height !== input.height)) {
@@ -176,18 +178,21 @@ export class Translator {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
     await this.whole?.release();
     this.whole = undefined;
     await this.tiledRunner?.dispose();
     this.tiledRunner = undefined;
   }
 
-  private session(): OnnxSession {
-    if (!this.whole) throw new UsageError('this Translator has been disposed');
+  private async session(): Promise<OnnxSession> {
+    if (this.disposed) throw new UsageError('this Translator has been disposed');
+    this.whole ??= await createOnnxSession(this.model.onnx, { threads: this.options.threads, device: this.options.device });
     return this.whole;
   }
 
   private async tiled(): Promise<TiledGenerator> {
+    if (this.disposed) throw new UsageError('this Translator has been disposed');
     if (!this.tiledRunner) {
       const tile = this.options.tile;
       this.tiledRunner = await createTiledGenerator(this.model.stateDict, {
