@@ -9,7 +9,7 @@ import {
   resolveModel,
   resolveRegistry,
 } from '@scenimefy/i2i-core';
-import { IntegrityError, InputError, sha256File } from '@scenimefy/io';
+import { IntegrityError, InputError, produceFileAtomic, sha256File } from '@scenimefy/io';
 
 import type { Output } from '../output';
 import { megabytes, startProgress, type Progress } from './progress';
@@ -52,25 +52,18 @@ export async function modelsImportCommand(file: string, out: Output): Promise<nu
   const stat = await fsp.stat(file).catch(() => undefined);
   if (!stat?.isFile()) throw new InputError('no such file', { file });
   const digest = await sha256File(file);
-  const entry = Object.values(resolveRegistry()).find((e) => e.sha256 === digest);
+  const known = Object.values(resolveRegistry());
+  const entry = known.find((e) => e.sha256 === digest);
   if (!entry) {
     throw new IntegrityError(
-      `sha256 ${digest} matches no known model (${Object.values(resolveRegistry())
-        .map((e) => `${e.name}: ${e.sha256}`)
-        .join('; ')}); use it directly with --model instead`,
+      `sha256 ${digest} matches no known model (${known.map((e) => `${e.name}: ${e.sha256}`).join('; ')}); use it directly with --model instead`,
       { file },
     );
   }
   const target = cachedModelPath(entry);
   await fsp.mkdir(path.dirname(target), { recursive: true });
-  // Copy to a temp name beside the target, then rename: the cache never holds half a file.
-  const tmp = `${target}.${process.pid}.import.tmp`;
-  try {
-    await fsp.copyFile(file, tmp);
-    await fsp.rename(tmp, target);
-  } finally {
-    await fsp.rm(tmp, { force: true });
-  }
+  // Copied under a temp name beside the target, then renamed: the cache never holds half a file.
+  await produceFileAtomic(target, (tmp) => fsp.copyFile(file, tmp));
   await fetchModel(entry, { offline: true }); // confirms the cache now serves it
   out.result(`imported ${file} as ${entry.name} → ${target}`, { event: 'imported', name: entry.name, file: target });
   return 0;
