@@ -2,14 +2,29 @@
  * The pretrained models `scenimefy` knows by name (SPEC §13). A frozen registry keyed by name; an unknown name
  * gets an error listing the valid ones. A mirror can replace entries with a JSON manifest
  * (`SCENIMEFY_MODEL_MANIFEST`) and the download base with `SCENIMEFY_MODEL_BASE_URL`.
+ *
+ * Each entry has a `kind`. Lookups (`resolveRegistry`, `findModel`) see one kind at a time, generators unless told
+ * otherwise, so a training-only file such as the VGG-19 weights is never offered as a translation model.
  */
 import { readFileSync } from 'node:fs';
 
 import { UsageError, ContractError } from '@scenimefy/io';
 
+/**
+ * What a registry file is for:
+ * - `'generator'`: a Scenimefy generator state dict, what `translate` runs;
+ * - `'vgg19-features'`: torchvision's VGG-19 ImageNet weights, of which training reads `features[0..25]` for the
+ *   frozen VGG content loss (`createVgg19Features`, `vggPerceptualLoss`). Never a translation model.
+ */
+export type ModelKind = 'generator' | 'vgg19-features';
+
+export const MODEL_KINDS: readonly ModelKind[] = Object.freeze(['generator', 'vgg19-features'] as const);
+
 export interface ModelEntry {
   /** Registry name, e.g. "shinkai". */
   readonly name: string;
+  /** What the file is for; absent means `'generator'` (entries written before kinds existed). */
+  readonly kind?: ModelKind;
   readonly description: string;
   /** File name as published, e.g. "Shinkai_net_G.pth". */
   readonly file: string;
@@ -29,6 +44,7 @@ const OFFICIAL_RELEASE = 'https://github.com/Yuxinn-J/Scenimefy/releases/downloa
 export const MODEL_REGISTRY: Readonly<Record<string, ModelEntry>> = Object.freeze({
   shinkai: Object.freeze({
     name: 'shinkai',
+    kind: 'generator',
     description: 'official Scenimefy generator, Makoto Shinkai style (ResNet-9, ngf 64)',
     file: 'Shinkai_net_G.pth',
     url: `${OFFICIAL_RELEASE}Shinkai_net_G.pth`,
@@ -37,6 +53,20 @@ export const MODEL_REGISTRY: Readonly<Record<string, ModelEntry>> = Object.freez
     bytes: 45_570_633,
     format: 'pytorch',
     source: 'GitHub release v0.1.0 of Yuxinn-J/Scenimefy (also in the HF Space YuxinJ/Scenimefy)',
+  }),
+  vgg19: Object.freeze({
+    name: 'vgg19',
+    kind: 'vgg19-features',
+    description: 'torchvision VGG-19 ImageNet weights; training reads conv1_1..conv4_4 for the VGG content loss',
+    file: 'vgg19-dcbb9e9d.pth',
+    url: 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth',
+    // torchvision itself only checks that the digest starts with the 8 hex digits in the file name; the full
+    // digest and size are those published for this file by independent third-party listings, consistent with
+    // that prefix. A mismatch is reported by fetchModel, never ignored.
+    sha256: 'dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44',
+    bytes: 574_673_361,
+    format: 'pytorch',
+    source: 'torchvision model zoo (download.pytorch.org), the weights of torchvision.models.vgg19(pretrained=True)',
   }),
 });
 
@@ -48,10 +78,19 @@ export interface RegistryEnv {
 }
 
 /**
- * The registry in force: the built-in entries, replaced by a mirror manifest's entries when
- * `SCENIMEFY_MODEL_MANIFEST` names one, with URLs rebased onto `SCENIMEFY_MODEL_BASE_URL` when set.
+ * The registry in force for one kind of file (generators by default): the built-in entries, replaced by a mirror
+ * manifest's entries when `SCENIMEFY_MODEL_MANIFEST` names one, with URLs rebased onto `SCENIMEFY_MODEL_BASE_URL`
+ * when set.
  */
-export function resolveRegistry(env: RegistryEnv = process.env): Readonly<Record<string, ModelEntry>> {
+export function resolveRegistry(env: RegistryEnv = process.env, kind: ModelKind = 'generator'): Readonly<Record<string, ModelEntry>> {
+  return Object.freeze(Object.fromEntries(Object.entries(entriesInForce(env)).filter(([, e]) => kindOf(e) === kind)));
+}
+
+function kindOf(entry: ModelEntry): ModelKind {
+  return entry.kind ?? 'generator';
+}
+
+function entriesInForce(env: RegistryEnv): Record<string, ModelEntry> {
   let entries: Record<string, ModelEntry> = { ...MODEL_REGISTRY };
   if (env.SCENIMEFY_MODEL_MANIFEST) entries = { ...entries, ...readMirrorManifest(env.SCENIMEFY_MODEL_MANIFEST) };
   const base = env.SCENIMEFY_MODEL_BASE_URL;
@@ -59,17 +98,24 @@ export function resolveRegistry(env: RegistryEnv = process.env): Readonly<Record
     const prefix = base.endsWith('/') ? base : `${base}/`;
     entries = Object.fromEntries(Object.entries(entries).map(([k, e]) => [k, { ...e, url: `${prefix}${e.file}` }]));
   }
-  return Object.freeze(entries);
+  return entries;
 }
 
-/** The entry for `name`, or a UsageError listing the known names. */
-export function findModel(name: string, env: RegistryEnv = process.env): ModelEntry {
-  const registry = resolveRegistry(env);
-  const entry = registry[name];
-  if (!entry) {
-    throw new UsageError(`unknown model "${name}"; known models: ${Object.keys(registry).sort().join(', ')}`);
-  }
-  return entry;
+/**
+ * The entry for `name` among the files of `kind` (generators by default), or a UsageError listing the known names
+ * (and saying so when `name` is a file of another kind).
+ */
+export function findModel(name: string, env: RegistryEnv = process.env, kind: ModelKind = 'generator'): ModelEntry {
+  const all = entriesInForce(env);
+  const entry = all[name];
+  if (entry !== undefined && kindOf(entry) === kind) return entry;
+  const known = Object.values(all)
+    .filter((e) => kindOf(e) === kind)
+    .map((e) => e.name)
+    .sort()
+    .join(', ');
+  const what = entry === undefined ? `unknown model "${name}"` : `model "${name}" is a ${kindOf(entry)} file, not a ${kind}`;
+  throw new UsageError(`${what}; known models: ${known}`);
 }
 
 function readMirrorManifest(file: string): Record<string, ModelEntry> {
@@ -94,6 +140,10 @@ function readMirrorManifest(file: string): Record<string, ModelEntry> {
     if (typeof m.bytes !== 'number' || !Number.isInteger(m.bytes) || m.bytes <= 0) {
       throw new ContractError('must be a positive integer', { file, field: `models[${i}].bytes` });
     }
+    const kind = (m.kind ?? 'generator') as ModelKind;
+    if (!MODEL_KINDS.includes(kind)) {
+      throw new ContractError(`must be ${MODEL_KINDS.map((k) => `"${k}"`).join(' or ')}`, { file, field: `models[${i}].kind` });
+    }
     const format = (m.format ?? 'pytorch') as ModelEntry['format'];
     if (!['pytorch', 'safetensors', 'onnx'].includes(format)) {
       throw new ContractError('must be "pytorch", "safetensors" or "onnx"', { file, field: `models[${i}].format` });
@@ -101,6 +151,7 @@ function readMirrorManifest(file: string): Record<string, ModelEntry> {
     const name = m.name as string;
     out[name] = Object.freeze({
       name,
+      kind,
       description: typeof m.description === 'string' ? m.description : name,
       file: m.file as string,
       url: m.url as string,
