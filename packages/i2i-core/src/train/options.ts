@@ -12,6 +12,23 @@ import { DEFAULT_NCE_LAYERS } from '../networks/generator';
  */
 export type PairWeightSchedule = 'reference' | 'cosine';
 
+/**
+ * The content loss of the paired (pseudo-pair) branch, inside λ_pair·(G_GAN_p + ·):
+ * - `'stylepatchnce'`: StylePatchNCE between G(x_p) and y_p through netF_s (SPEC §5.3), the reference;
+ * - `'l1'`: λ_L1_paired · mean|G(x_p) − y_p|, the pixel-level reconstruction of the paper's supplementary
+ *   ablation. netF_s is then unused: it draws no ids and gets no gradient (it is still built and saved).
+ */
+export type PairedContentLoss = 'stylepatchnce' | 'l1';
+
+/**
+ * How the [−1, 1] images become the VGG input of the perceptual term (SPEC §5.5, §11 #3), the same names as
+ * the VGG loss's own mapping option:
+ * - `'reference'`: fake_B + 0.5 (the reference's precedence bug) and (x + 1)/2, no ImageNet normalisation;
+ * - `'unit'`: (· + 1)/2 on both sides;
+ * - `'imagenet'`: (· + 1)/2, then ImageNet mean/std per channel, on both sides.
+ */
+export type VggInput = 'reference' | 'unit' | 'imagenet';
+
 export interface SemiCutOptions {
   /** `--num_patches`: patches per layer for every contrastive loss. */
   readonly numPatches: number;
@@ -45,6 +62,28 @@ export interface SemiCutOptions {
   /** `--n_epochs_decay` (linearly decaying LR). */
   readonly nEpochsDecay: number;
   readonly pairWeightSchedule: PairWeightSchedule;
+  /** Content loss of the paired branch; `'stylepatchnce'` is the reference (see `PairedContentLoss`). */
+  readonly pairedLoss: PairedContentLoss;
+  /**
+   * Weight of mean|G(x_p) − y_p| when `pairedLoss` is `'l1'` (unused otherwise); it sits inside λ_pair like
+   * StylePatchNCE. Default 10, the weight CycleGAN gives its mean-L1 reconstruction next to an LSGAN term (the
+   * pairing CUT's code base inherits). pix2pix's 100 goes with a BCE GAN loss and exact targets; pseudo pairs
+   * are approximate, so the lighter weight. The paper does not state the ablation's weight.
+   */
+  readonly lambdaL1Paired: number;
+  /**
+   * Weight of mean|G(x) − x|, an L1 content term on the unpaired photo that keeps fine detail such as text
+   * (the paper's limitations suggest content losses). 0 (the reference) turns it off.
+   */
+  readonly lambdaL1Source: number;
+  /**
+   * `--lambda_VGG`: weight of the VGG-19 conv4_4 perceptual term MSE(VGG(fake_B'), VGG(x')) (SPEC §5.5). 0
+   * turns it off, as the reference's `train.sh` does with −1 (its option default 0.1 is never used there). Needs
+   * the model's `perceptualLoss` function when positive.
+   */
+  readonly lambdaVgg: number;
+  /** Input mapping of the perceptual term (see `VggInput`); `'reference'` reproduces the reference's. */
+  readonly vggInput: VggInput;
   /** Adam's learning rate, `--lr`. */
   readonly lr: number;
   /** Adam's β1, `--beta1` (β2 is PyTorch's default 0.999). */
@@ -69,6 +108,11 @@ export const SEMI_CUT_DEFAULTS: Readonly<SemiCutOptions> = Object.freeze({
   nEpochs: 10,
   nEpochsDecay: 10,
   pairWeightSchedule: 'reference',
+  pairedLoss: 'stylepatchnce',
+  lambdaL1Paired: 10,
+  lambdaL1Source: 0,
+  lambdaVgg: 0,
+  vggInput: 'reference',
   lr: 2e-4,
   beta1: 0.5,
   beta2: 0.999,
@@ -78,7 +122,7 @@ export const SEMI_CUT_DEFAULTS: Readonly<SemiCutOptions> = Object.freeze({
 export function resolvedSemiCutOptions(options: Partial<SemiCutOptions> = {}): SemiCutOptions {
   const resolved: SemiCutOptions = { ...SEMI_CUT_DEFAULTS, ...options };
   const positive: Array<keyof SemiCutOptions> = ['nceT', 'hdceGammaStart', 'hdceGammaMin', 'lr'];
-  const nonNegative: Array<keyof SemiCutOptions> = ['lambdaGan', 'lambdaGanP', 'lambdaHdce', 'lambdaSrc', 'lambdaNceS', 'beta1', 'beta2'];
+  const nonNegative: Array<keyof SemiCutOptions> = ['lambdaGan', 'lambdaGanP', 'lambdaHdce', 'lambdaSrc', 'lambdaNceS', 'lambdaL1Paired', 'lambdaL1Source', 'lambdaVgg', 'beta1', 'beta2'];
   for (const key of positive) {
     const value = resolved[key] as number;
     if (!(Number.isFinite(value) && value > 0)) throw new UsageError(`semi_cut options: ${key} must be a positive number, got ${String(value)}`);
@@ -95,6 +139,12 @@ export function resolvedSemiCutOptions(options: Partial<SemiCutOptions> = {}): S
   }
   if (resolved.pairWeightSchedule !== 'reference' && resolved.pairWeightSchedule !== 'cosine') {
     throw new UsageError(`semi_cut options: pairWeightSchedule must be 'reference' or 'cosine', got ${String(resolved.pairWeightSchedule)}`);
+  }
+  if (resolved.pairedLoss !== 'stylepatchnce' && resolved.pairedLoss !== 'l1') {
+    throw new UsageError(`semi_cut options: pairedLoss must be 'stylepatchnce' or 'l1', got ${String(resolved.pairedLoss)}`);
+  }
+  if (resolved.vggInput !== 'reference' && resolved.vggInput !== 'unit' && resolved.vggInput !== 'imagenet') {
+    throw new UsageError(`semi_cut options: vggInput must be 'reference', 'unit' or 'imagenet', got ${String(resolved.vggInput)}`);
   }
   if (resolved.nceLayers.length === 0) throw new UsageError('semi_cut options: nceLayers is empty');
   return resolved;

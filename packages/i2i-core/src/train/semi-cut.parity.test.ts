@@ -1,23 +1,31 @@
 /**
  * One training iteration of `semi_cut` against the PyTorch reference (fixtures/reference/i2i, README §6,
- * train.json): data-dependent init losses, optimize_parameters #1 (losses, then every weight after it: D, D_p,
- * F, F_s in full from train-step1.safetensors, G through its per-tensor summaries), and the losses of
- * optimize_parameters #2. The reference's patch ids are injected in draw order. Runs on cpu (wasm has no
+ * train.json): data-dependent init losses, optimize_parameters #1 (losses, then the D, D_p, F and F_s weights
+ * after it, in full from train-step1.safetensors), and the losses of optimize_parameters #2 within a looser,
+ * documented bound. The reference's patch ids are injected in draw order. Runs on cpu (wasm has no
  * Conv2DBackpropFilter) and on tfjs-node where it is installed. Options, names and tolerances come from
  * train.json.
+ *
+ * The fixture's generator update is wrong (torch 2.13 CPU's InstanceNorm backward on channels-last-strided
+ * gradients, tools/reference-checks/instance_norm_strided_grad.py), so G after step 1 is not compared with it.
+ * Instead our G gradient at the fixture's step-1 state is checked against central finite differences, along
+ * directions where the fixture's recorded gradient (`weights_after_step.G.tensors[key].grad_step1`) is far
+ * enough from ours that it would fail the same check.
  */
 import { availableBackends, loadTf, readSafetensors, readTorchStateDict, tensorToFloat32, tensorToInt32 } from '@scenimefy/io';
 import type { BackendCandidate, TensorMap } from '@scenimefy/io';
 import { describeIfFixture, loadReferenceFixture, referenceFixturePath } from '@scenimefy/test-utils';
 import type { ReferenceFixture } from '@scenimefy/test-utils';
-import type { Tensor4D } from '@tensorflow/tfjs-core';
+import type { Tensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
 import type { Tf } from '../layers/tf';
 import { createPatchDiscriminator, inferDiscriminatorConfig } from '../networks/discriminator';
 import { createResnetGenerator, loadGeneratorWeights } from '../networks/generator';
 import type { Float32TensorData } from '../networks/generator';
 import { createPatchSampleF } from '../networks/patch-sample';
+import { oihwFromHwio } from '../networks/state-dict';
+import { SeededRng } from '../seeded-rng';
 import { createSemiCutModel, queuedPatchIds } from './semi-cut';
-import type { SemiCutBatch, SemiCutLosses, SemiCutModel } from './semi-cut';
+import type { GeneratorPatchIds, SemiCutBatch, SemiCutLosses, SemiCutModel, SemiCutNetworks } from './semi-cut';
 
 function numberAfter(word: 'atol' | 'rtol' | 'within', text: string, where: string, nth = 0): number {
   const all = [...text.matchAll(new RegExp(`${word}\\s+([0-9.]+(?:e-?[0-9]+)?)`, 'g'))];
@@ -36,8 +44,38 @@ const LOSS_NAMES: Array<keyof SemiCutLosses> = [
   'D_fake', 'D_real', 'D', 'D_p_fake', 'D_p_real', 'D_p', 'G_GAN', 'G_GAN_p', 'NCE_s', 'SRC', 'HDCE', 'HDCE_Y', 'HDCE_both', 'G',
 ];
 
+const hasTfjsNode = availableBackends().some((b) => b.candidate === 'tfjs-node');
 const backends: BackendCandidate[] = ['cpu'];
-if (availableBackends().some((b) => b.candidate === 'tfjs-node')) backends.push('tfjs-node');
+if (hasTfjsNode) backends.push('tfjs-node');
+
+/** The model options of the fixture run (train.json → effective_settings). */
+function fixtureOptions(fixture: ReferenceFixture) {
+  const settings = (key: string): unknown => fixture.sidecarValue(['effective_settings', key]);
+  return {
+    numPatches: settings('num_patches') as number,
+    nceLayers: settings('nce_layers') as number[],
+    nceT: settings('nce_T') as number,
+    lambdaGan: settings('lambda_GAN') as number,
+    lambdaGanP: settings('lambda_GAN_p') as number,
+    lambdaHdce: settings('lambda_HDCE') as number,
+    lambdaSrc: settings('lambda_SRC') as number,
+    lambdaNceS: settings('lambda_NCE_s_effective') as number,
+    dceIdt: settings('dce_idt') as boolean,
+    useCurriculum: settings('use_curriculum') as boolean,
+  };
+}
+
+/** Every draw of the fixture run, per layer. */
+function fixtureDraws(fixture: ReferenceFixture): Int32Array[][] {
+  const layers = fixture.sidecarValue(['effective_settings', 'nce_layers']) as number[];
+  return (fixture.sidecarValue('draws') as unknown[]).map((_, k) => layers.map((layer) => tensorToInt32(fixture.tensor(`ids_draw${k}_L${layer}`))));
+}
+
+/** The fixture's images as a batch. */
+function fixtureBatch(tf: Tf, fixture: ReferenceFixture): SemiCutBatch {
+  const image = (name: string): Tensor4D => tf.tensor4d(fixture.float32(name), fixture.shape(name) as [number, number, number, number]);
+  return { x: image('x'), y: image('y'), xP: image('x_p'), yP: image('y_p') };
+}
 
 const reached: string[] = [];
 afterAll(() => {
@@ -73,6 +111,7 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
       }
       reached.push(`${backend} losses.${phase} max|Δ| ${worst.toExponential(2)} (atol ${atol}, rtol ${rtol})`);
       expect(bad).toEqual([]);
+      expect([got.VGG, got.L1_source, got.L1_paired]).toEqual([0, 0, 0]);
     };
 
     beforeAll(async () => {
@@ -100,37 +139,16 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
       const netFs = await head(initial.F_s as string);
       expect([netG.config.ngf, netD.config.ndf]).toEqual([settings('ngf'), settings('ndf')]);
 
-      const layers = settings('nce_layers') as number[];
-      const draws = (fixture.sidecarValue('draws') as unknown[]).map((_, k) =>
-        layers.map((layer) => tensorToInt32(fixture.tensor(`ids_draw${k}_L${layer}`))),
-      );
-      const lambdaNceS = settings('lambda_NCE_s_effective') as number;
-      expect(lambdaNceS).toBeCloseTo((settings('lambda_NCE_s') as number) ** 2, 12);
+      const options = fixtureOptions(fixture);
+      expect(options.lambdaNceS).toBeCloseTo((settings('lambda_NCE_s') as number) ** 2, 12);
       model = createSemiCutModel(
         tf,
         { netG, netD, netDp, netF, netFs },
-        {
-          epoch: settings('epoch') as number,
-          patchIds: queuedPatchIds(draws),
-          options: {
-            numPatches: settings('num_patches') as number,
-            nceLayers: layers,
-            nceT: settings('nce_T') as number,
-            lambdaGan: settings('lambda_GAN') as number,
-            lambdaGanP: settings('lambda_GAN_p') as number,
-            lambdaHdce: settings('lambda_HDCE') as number,
-            lambdaSrc: settings('lambda_SRC') as number,
-            lambdaNceS,
-            dceIdt: settings('dce_idt') as boolean,
-            useCurriculum: settings('use_curriculum') as boolean,
-          },
-        },
+        { epoch: settings('epoch') as number, patchIds: queuedPatchIds(fixtureDraws(fixture)), options },
       );
       expect(model.hdceGamma).toBe(settings('HDCE_gamma_at_epoch1'));
       expect(model.pairWeight).toBe(1);
-      const image = (name: string): Tensor4D =>
-        tf.tensor4d(fixture.float32(name), fixture.shape(name) as [number, number, number, number]);
-      batch = { x: image('x'), y: image('y'), xP: image('x_p'), yP: image('y_p') };
+      batch = fixtureBatch(tf, fixture);
       step1 = (await readSafetensors(referenceFixturePath('i2i', 'train-step1.safetensors'))).tensors;
     }, 120_000);
 
@@ -193,5 +211,233 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
       }
       expect(problems.slice(0, 10)).toEqual([]);
     });
+
+    // Step 2 starts from the G update of step 1, which differs from the fixture's (see the module comment):
+    // Adam's first step is ≈ lr·sign(g), so G entries whose gradient sign differs land 2·lr apart. The step-2
+    // terms are therefore held to the fixture's step-2 tolerance plus 5% of how far the fixture's own term moved
+    // from step 1 to step 2 (observed on tfjs-node: at most 2.2% of it, D_fake, 2.3e-3 absolute; G_GAN is 3.5e-3
+    // off, 0.8% of its move). The terms G does not enter (D_real, D_p_real) stay within the fixture's tolerance.
+    stepIt('optimize_parameters #2 stays near losses.step2 despite the different G update of step 1', () => {
+      const text = guidance['step2 losses'] as string;
+      const atol = numberAfter('atol', text, 'step2');
+      const rtol = numberAfter('rtol', text, 'step2');
+      const before = tf.memory().numTensors;
+      const got = model.optimizeParameters(batch);
+      expect(tf.memory().numTensors).toBe(before);
+      const s1 = lossesOf('step1');
+      const s2 = lossesOf('step2');
+      const bad: string[] = [];
+      let worstShare = 0;
+      let worstName = '';
+      for (const name of LOSS_NAMES) {
+        const want = s2[name] as number;
+        const moved = Math.abs(want - (s1[name] as number));
+        const diff = Math.abs(got[name] - want);
+        const share = moved > 0 ? diff / moved : 0;
+        if (share > worstShare) [worstShare, worstName] = [share, name];
+        if (!(diff <= atol + rtol * Math.abs(want) + 0.05 * moved)) bad.push(`${name}: got ${got[name]}, reference ${want} (moved ${moved} from step 1)`);
+      }
+      for (const name of ['D_real', 'D_p_real'] as const) {
+        if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number))) bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
+      }
+      reached.push(`${backend} losses.step2: worst |Δ| is ${(100 * worstShare).toFixed(2)}% of the term's step-1→2 move (${worstName}), G off by ${Math.abs(got.G - (s2.G as number)).toExponential(2)}`);
+      expect(bad).toEqual([]);
+    }, 120_000);
   });
 });
+
+/**
+ * Our G gradient at the fixture's step-1 state (initial G, F and F_s; D and D_p as the fixture's step 1 left
+ * them; the step's patch ids) against central finite differences of the objective the G step follows.
+ *
+ * That objective is not L_G's logged value: the reference detaches the keys (netF(enc(x)), netF(enc(y)),
+ * netF_s(enc(y_p))), SRC's P_k and the hDCE weights although they depend on G, and hDCE's value is the CE while
+ * its gradient is that of mean_i v_i (SPEC §11 #5). `generatorObjective` evaluates L_G with hDCE as mean_i v_i
+ * and the keys from a frozen copy of G, so that its finite differences are what the tape differentiates.
+ *
+ * Noise floor (measured here): the objective is ≈ 2.14 in float32 and is deterministic at fixed weights, but
+ * moving the weights by amounts far below any real change of the value (1e-7 along a unit direction, a change of
+ * ~5e-9) moves it by up to ~4 ulp (jitter 9.5e-7): rounding reorders. A central difference at step ε is then off
+ * by up to 2·jitter/(2ε) = jitter/ε, the tolerance (measured jitter, at least one ulp). Single weights move by
+ * ε = 2e-4 (tol ≈ 4.8e-3): small enough to stay between the ReLU/LeakyReLU kinks of G, D and the heads (moving
+ * one tensor as a whole by ≥ 1e-3 in norm, the slope drifts by 10–20%), and observed |FD − ours| there is
+ * ≤ 1.6e-4 on model.1/4/8/30 and ≤ 1.4e-3 on every entry tried. Random unit directions over all of G move each
+ * weight by ~1e-6 only, so they take ε = 1e-3; they cross many kinks at once, so their tolerance is twice the
+ * noise bound (≈ 1.9e-3; observed |FD − ours| ≤ 7e-4 over six directions, against values of 3e-3 to 5e-2).
+ *
+ * Directions: for every tensor with a real gradient, the one of its first 8 entries (the fixture records
+ * first8) where the fixture's gradient is furthest from ours, if that gap exceeds 2·tol — then the fixture's
+ * value is more than tol from the finite difference and would fail; plus two random unit directions over all
+ * of G. How far the fixture is: per tensor the L2 norms agree within ~1% but the sums differ up to sign
+ * (model.12.conv_block.1.weight: ours +7.86, fixture −1.45; model.22.weight −5.55 vs +2.33) and first8 entries
+ * by up to 4.9e-2 (model.1.weight, entries ≈ 0.4); the float64 summary (`grad_step1_f64`) has the same error.
+ */
+const gradientCheck = (): void => {
+  /** Central-difference steps: one weight moves by EPS_WEIGHT; a unit direction over all of G by EPS_RANDOM. */
+  const EPS_WEIGHT = 2e-4;
+  const EPS_RANDOM = 1e-3;
+  let tf: Tf;
+  let fixture: ReferenceFixture;
+  let model: SemiCutModel;
+  let keyG: ReturnType<typeof createResnetGenerator>;
+  let batch: SemiCutBatch;
+  let patchIds: GeneratorPatchIds;
+  let loss: number;
+  const grads = new Map<string, Float32Array>();
+
+  beforeAll(async () => {
+    ({ tf } = await loadTf({ prefer: 'tfjs-node', require: true }));
+    fixture = await loadReferenceFixture('i2i', 'train', { tensorFile: 'train-io.safetensors' });
+    const initial = fixture.sidecarValue('initial_weights') as Record<string, string>;
+    const file = (name: string): string => referenceFixturePath('i2i', name.split(' ')[0] as string);
+    const gWeights = loadGeneratorWeights(await readTorchStateDict(file(initial.G as string)));
+    const step1 = (await readSafetensors(referenceFixturePath('i2i', 'train-step1.safetensors'))).tensors;
+    const afterStep1 = (prefix: string) => createPatchDiscriminator(tf, inferDiscriminatorConfig(step1, { prefix }), { weights: step1, prefix, source: prefix });
+    const head = async (name: string) => {
+      const f = createPatchSampleF(tf, { seed: 0 });
+      f.loadState(await readTorchStateDict(file(name)), { source: name });
+      return f;
+    };
+    const networks: SemiCutNetworks = {
+      netG: createResnetGenerator(tf, gWeights.config, { weights: gWeights }),
+      netD: afterStep1('D.'),
+      netDp: afterStep1('D_p.'),
+      netF: await head(initial.F as string),
+      netFs: await head(initial.F_s as string),
+    };
+    keyG = createResnetGenerator(tf, gWeights.config, { weights: gWeights });
+    model = createSemiCutModel(tf, networks, { options: fixtureOptions(fixture) });
+    batch = fixtureBatch(tf, fixture);
+    const draws = fixtureDraws(fixture);
+    const drawOf = (by: string): Int32Array[] => {
+      const k = (fixture.sidecarValue('draws') as Array<{ phase: string; requested_by: string }>).findIndex((d) => d.phase === 'step1' && d.requested_by === by);
+      return draws[k] as Int32Array[];
+    };
+    patchIds = { F: drawOf('netF'), F_s: drawOf('netF_s') };
+    const g = model.generatorGradients(batch, { patchIds });
+    loss = g.loss;
+    for (const [key, t] of g.grads) grads.set(key, (t.dataSync() as Float32Array).slice());
+    tf.dispose([...g.grads.values()] as Tensor[]);
+  }, 120_000);
+
+  afterAll(() => {
+    model?.dispose();
+    keyG?.dispose();
+    if (batch !== undefined) tf.dispose([batch.x, batch.y, batch.xP, batch.yP]);
+  });
+
+  it('L_G there is losses.step1.G', () => {
+    const atol = numberAfter('atol', (fixture.sidecarValue('tolerance_guidance') as Record<string, string>)['step1 losses'] as string, 'step1');
+    expect(Math.abs(loss - fixture.sidecarNumber(['losses', 'step1', 'G', 'float32']))).toBeLessThanOrEqual(atol);
+  });
+
+  it('matches central differences along directions where the fixture gradient is off', () => {
+    const netG = model.networks.netG;
+    const base = new Map<string, Float32Array>();
+    for (const [key, v] of netG.variables) base.set(key, (v.dataSync() as Float32Array).slice());
+    const assign = (v: Variable, data: Float32Array): void => {
+      tf.tidy(() => v.assign(tf.tensor(data, v.shape, 'float32')));
+    };
+    const objective = (): number => model.generatorObjective(batch, { patchIds, keyGenerator: keyG });
+    /** The objective at w0 + t·d for a direction given per tensor (absent tensors: 0). */
+    const at = (direction: ReadonlyMap<string, Float32Array>, t: number): number => {
+      for (const [key, d] of direction) assign(netG.variables.get(key) as Variable, (base.get(key) as Float32Array).map((w, i) => w + t * (d[i] as number)));
+      const value = objective();
+      for (const key of direction.keys()) assign(netG.variables.get(key) as Variable, base.get(key) as Float32Array);
+      return value;
+    };
+    const dot = (direction: ReadonlyMap<string, Float32Array>): number => {
+      let s = 0;
+      for (const [key, d] of direction) (grads.get(key) as Float32Array).forEach((g, i) => (s += g * (d[i] as number)));
+      return s;
+    };
+    const rng = SeededRng.fromSeed(2024);
+    const randomDirection = (): Map<string, Float32Array> => {
+      const out = new Map<string, Float32Array>();
+      let norm2 = 0;
+      for (const [key, v] of netG.variables) {
+        // Box–Muller normals, normalised to a unit vector over all of G below.
+        const d = new Float32Array(v.size).map(() => Math.sqrt(-2 * Math.log(1 - rng.uniform())) * Math.cos(2 * Math.PI * rng.uniform()));
+        d.forEach((x) => (norm2 += x * x));
+        out.set(key, d);
+      }
+      for (const d of out.values()) d.forEach((x, i) => (d[i] = x / Math.sqrt(norm2)));
+      return out;
+    };
+
+    const f0 = objective();
+    expect(objective()).toBe(f0);
+    const probe = randomDirection();
+    let jitter = 0;
+    for (let k = 1; k <= 6; k++) jitter = Math.max(jitter, Math.abs(at(probe, k * 1e-7) - f0));
+    const ulp = 2 ** (Math.floor(Math.log2(Math.abs(f0))) - 23);
+    // Both evaluations off by the full jitter, in opposite directions: (j + j) / 2ε.
+    const tolAt = (eps: number): number => Math.max(jitter, ulp) / eps;
+    const tol = tolAt(EPS_WEIGHT);
+
+    const summaries = fixture.sidecarValue(['weights_after_step', 'G', 'tensors']) as Record<
+      string,
+      { shape: number[]; grad_mathematically_zero: boolean; grad_step1: { first8: number[] } }
+    >;
+    const rows: string[] = [];
+    const bad: string[] = [];
+    let checked = 0;
+    let worstOurs = 0;
+    let closestFixture = Infinity;
+    for (const [key, summary] of Object.entries(summaries)) {
+      // Zero-gradient biases have nothing to tell apart; the blur `filt` buffers are not parameters.
+      if (summary.grad_mathematically_zero || !grads.has(key)) continue;
+      const shape = summary.shape;
+      const ours = shape.length === 4 ? oihwFromHwio(grads.get(key) as Float32Array, shape) : (grads.get(key) as Float32Array);
+      const gaps = summary.grad_step1.first8.map((g, i) => Math.abs(g - (ours[i] as number)));
+      const i = gaps.indexOf(Math.max(...gaps));
+      if (!((gaps[i] as number) > 2 * tol)) continue;
+      // Entry i of the PyTorch (OIHW) layout is one weight; move it alone and divide by the float32 step taken.
+      const variable = netG.variables.get(key) as Variable;
+      const index = shape.length === 4 ? hwioIndexOf(i, shape) : i;
+      const w = base.get(key) as Float32Array;
+      const plus = Math.fround((w[index] as number) + EPS_WEIGHT);
+      const minus = Math.fround((w[index] as number) - EPS_WEIGHT);
+      const direction = new Map([[key, new Float32Array(variable.size)]]);
+      (direction.get(key) as Float32Array)[index] = 1;
+      const fd = (at(direction, plus - (w[index] as number)) - at(direction, minus - (w[index] as number))) / (plus - minus);
+      const mine = Math.abs(fd - (ours[i] as number));
+      const theirs = Math.abs(fd - (summary.grad_step1.first8[i] as number));
+      checked++;
+      worstOurs = Math.max(worstOurs, mine);
+      closestFixture = Math.min(closestFixture, theirs);
+      rows.push(`${key}[${i}]: FD ${fd.toExponential(4)}, ours ${(ours[i] as number).toExponential(4)}, fixture ${(summary.grad_step1.first8[i] as number).toExponential(4)}`);
+      if (!(mine <= tol)) bad.push(`${key}[${i}]: |FD − ours| = ${mine} > ${tol}`);
+      if (!(theirs > tol)) bad.push(`${key}[${i}]: the fixture's gradient is within ${tol} of FD, so this direction does not tell them apart`);
+    }
+    for (let r = 0; r < 2; r++) {
+      const direction = randomDirection();
+      const fd = (at(direction, EPS_RANDOM) - at(direction, -EPS_RANDOM)) / (2 * EPS_RANDOM);
+      const mine = Math.abs(fd - dot(direction));
+      // Twice the noise bound: a step along all of G also crosses kinks (see above).
+      const tolRandom = 2 * tolAt(EPS_RANDOM);
+      rows.push(`random unit direction ${r}: FD ${fd.toExponential(4)}, ours ${dot(direction).toExponential(4)} (ε ${EPS_RANDOM}, tol ${tolRandom.toExponential(2)})`);
+      if (!(mine <= tolRandom)) bad.push(`random direction ${r}: |FD − ours| = ${mine} > ${tolRandom}`);
+    }
+    reached.push(
+      `G gradient vs central differences (jitter ${jitter.toExponential(2)}; single weights: ε ${EPS_WEIGHT}, tol ${tol.toExponential(2)}): ` +
+        `${checked} single weights, max |FD − ours| ${worstOurs.toExponential(2)}, min |FD − fixture| ${closestFixture.toExponential(2)}\n    ${rows.join('\n    ')}`,
+    );
+    expect(bad).toEqual([]);
+    // Enough directions that a gradient like the fixture's cannot pass by luck.
+    expect(checked).toBeGreaterThanOrEqual(6);
+  }, 120_000);
+};
+const gradientTitle = "semi_cut G gradient at the fixture's step-1 state vs finite differences";
+if (hasTfjsNode) describeIfFixture('i2i/train-step1.safetensors', gradientTitle, gradientCheck);
+else describe.skip(`${gradientTitle} (skipped: the backward pass needs tfjs-node)`, gradientCheck);
+
+/** Index in the HWIO layout of entry `i` of the OIHW layout of shape `[O, I, H, W]`. */
+function hwioIndexOf(i: number, shape: readonly number[]): number {
+  const [o, c, h, w] = shape as [number, number, number, number];
+  const ww = i % w;
+  const hh = Math.floor(i / w) % h;
+  const cc = Math.floor(i / (w * h)) % c;
+  const oo = Math.floor(i / (w * h * c));
+  return ((hh * w + ww) * c + cc) * o + oo;
+}
