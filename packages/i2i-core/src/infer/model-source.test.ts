@@ -2,11 +2,15 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
 import {
+  ContractError,
   InputError,
   ModelFormatError,
+  float32Tensor,
   readTorchStateDict,
   sha256File,
+  tensorToFloat32,
   writeCheckpointManifest,
+  writeRunManifest,
   writeSafetensors,
   type TensorMap,
 } from '@scenimefy/io';
@@ -14,6 +18,24 @@ import { describeIfFixture, makeTempDir, referenceFixturePath, startLoopbackServ
 
 import { exportGeneratorOnnx } from '../export/onnx';
 import { resolveModel } from './model-source';
+
+/** A scenimefy-checkpoint folder holding only a generator, as `scenimefy models import` writes one. */
+async function writeGeneratorCheckpoint(dir: string, generator: TensorMap): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const weights = path.join(dir, 'weights.safetensors');
+  await writeSafetensors(weights, new Map([...generator].map(([k, t]) => [`netG.${k}`, t])));
+  await writeCheckpointManifest(path.join(dir, 'checkpoint.json'), {
+    format: 'scenimefy-checkpoint',
+    formatVersion: 1,
+    generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
+    createdAt: new Date().toISOString(),
+    networks: {
+      netG: { architecture: 'resnet_9blocks', ngf: 16, inputNc: 3, outputNc: 3, antialias: true, antialiasUp: true, norm: 'instance' },
+    },
+    tensorNaming: 'network-prefixed-state-dict',
+    weights: { file: 'weights.safetensors', sha256: await sha256File(weights), size: (await fsp.stat(weights)).size },
+  });
+}
 
 function expectSameTensors(a: TensorMap, b: TensorMap): void {
   expect([...a.keys()]).toEqual([...b.keys()]);
@@ -58,23 +80,47 @@ describeIfFixture('i2i/netG-ngf16.pth', 'resolveModel', () => {
 
   it('reads a scenimefy-checkpoint folder', async () => {
     const dir = path.join(tmp.dir, 'ckpt');
-    await fsp.mkdir(dir);
-    const weights = path.join(dir, 'weights.safetensors');
-    await writeSafetensors(weights, new Map([...reference].map(([k, t]) => [`netG.${k}`, t])));
-    await writeCheckpointManifest(path.join(dir, 'checkpoint.json'), {
-      format: 'scenimefy-checkpoint',
-      formatVersion: 1,
-      generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
-      createdAt: new Date().toISOString(),
-      networks: {
-        netG: { architecture: 'resnet_9blocks', ngf: 16, inputNc: 3, outputNc: 3, antialias: true, antialiasUp: true, norm: 'instance' },
-      },
-      tensorNaming: 'network-prefixed-state-dict',
-      weights: { file: 'weights.safetensors', sha256: await sha256File(weights), size: (await fsp.stat(weights)).size },
-    });
+    await writeGeneratorCheckpoint(dir, reference);
     const m = await resolveModel(dir);
     expect(m.kind).toBe('scenimefy-checkpoint');
     expectSameTensors(m.stateDict, reference);
+  });
+
+  it("reads a training run folder as its newest complete checkpoint's generator", async () => {
+    const run = path.join(tmp.dir, 'run');
+    await fsp.mkdir(run);
+    const checkpoint = (iteration: number): string => path.join(run, 'checkpoints', `iter-${String(iteration).padStart(9, '0')}`);
+    await writeRunManifest(path.join(run, 'run.json'), {
+      format: 'scenimefy-run',
+      formatVersion: 1,
+      generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
+      createdAt: new Date().toISOString(),
+      status: 'running',
+      options: { nEpochs: 1 },
+      nonDefaults: ['nEpochs'],
+      checkpoints: [],
+      events: 'events.ndjson',
+    });
+    await expect(resolveModel(run)).rejects.toThrow(`${run}: training run has no complete checkpoint yet (checkpoints/iter-*)`);
+
+    // Older, different weights; the newest complete one; a newer one whose weights were cut short; a save in progress.
+    const scaled: TensorMap = new Map([...reference].map(([k, t]) => [k, k.endsWith('.filt') ? t : float32Tensor(t.shape, tensorToFloat32(t).map((v) => v * 2))]));
+    await writeGeneratorCheckpoint(checkpoint(3), scaled);
+    await writeGeneratorCheckpoint(checkpoint(5), reference);
+    await writeGeneratorCheckpoint(checkpoint(8), scaled);
+    const cut = path.join(checkpoint(8), 'weights.safetensors');
+    await fsp.truncate(cut, (await fsp.stat(cut)).size - 64);
+    await writeGeneratorCheckpoint(path.join(run, 'checkpoints', `.iter-000000009.tmp-${process.pid}-0123456789ab`), scaled);
+
+    const m = await resolveModel(run);
+    expect(m.kind).toBe('scenimefy-checkpoint');
+    expect(m.file).toBe(checkpoint(5));
+    expect(m.description).toBe(`run ${run}, checkpoint iter-000000005`);
+    expectSameTensors(m.stateDict, reference);
+    expect(m.onnx).toBeInstanceOf(Uint8Array);
+
+    await fsp.writeFile(path.join(run, 'run.json'), '{"format": "scenimefy-dataset"}');
+    await expect(resolveModel(run)).rejects.toThrow(ContractError);
   });
 
   it('reads back the weights of an .onnx it exported', async () => {

@@ -4,7 +4,8 @@
  *   converted to ONNX once (`model.onnx` beside it, tagged with the source's sha256);
  * - a registry name such as `shinkai`;
  * - the official `.pth` (zip or legacy), a `.safetensors` file with the official key names (optionally
- *   prefixed `netG.`), a scenimefy-checkpoint folder, or an `.onnx` file.
+ *   prefixed `netG.`), a scenimefy-checkpoint folder, or an `.onnx` file;
+ * - a training run folder (`run.json`): the generator of its newest complete checkpoint.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +14,7 @@ import {
   InputError,
   ModelFormatError,
   detectWeightsFormat,
+  readRunManifest,
   readWeights,
   writeFileAtomic,
   type TensorMap,
@@ -21,6 +23,7 @@ import {
 import { exportGeneratorOnnx, generatorStateDictFromOnnx } from '../export/onnx';
 import { fetchModel, type FetchModelOptions } from '../models/model-cache';
 import { DEFAULT_MODEL, findModel, resolveRegistry } from '../models/model-registry';
+import { latestCheckpoint } from '../train/checkpoint';
 
 export type ModelSourceKind = 'registry' | 'pytorch' | 'safetensors' | 'scenimefy-checkpoint' | 'onnx';
 
@@ -70,6 +73,7 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
     }
     throw new InputError(`cannot read (${error.code})`, { file: spec });
   });
+  if (stat.isDirectory() && (await isRunFolder(spec))) return resolveRunModel(spec);
   const kind = stat.isDirectory() ? 'scenimefy-checkpoint' : await detectWeightsFormat(spec);
   if (kind === 'onnx') {
     const bytes = await fsp.readFile(spec);
@@ -81,6 +85,23 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
   const stateDict = generatorKeys((await readWeights(spec)).tensors, spec);
   const description = kind === 'scenimefy-checkpoint' ? `checkpoint ${spec}` : spec;
   return { kind, description, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
+}
+
+/** A folder with run.json and no checkpoint.json of its own: a training run, not a checkpoint. */
+async function isRunFolder(folder: string): Promise<boolean> {
+  const has = async (name: string): Promise<boolean> => (await fsp.stat(path.join(folder, name)).catch(() => undefined))?.isFile() === true;
+  return !(await has('checkpoint.json')) && (await has('run.json'));
+}
+
+/** A training run: the generator of its newest complete checkpoint (a checkpoint being written is never picked). */
+async function resolveRunModel(runFolder: string): Promise<ResolvedModel> {
+  // Validates run.json, so that a folder of something else is refused by name rather than searched.
+  await readRunManifest(path.join(runFolder, 'run.json'));
+  const folder = await latestCheckpoint(runFolder);
+  if (folder === undefined) throw new InputError('training run has no complete checkpoint yet (checkpoints/iter-*)', { file: runFolder });
+  const stateDict = generatorKeys((await readWeights(folder)).tensors, folder);
+  const description = `run ${runFolder}, checkpoint ${path.basename(folder)}`;
+  return { kind: 'scenimefy-checkpoint', description, file: folder, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: folder }) };
 }
 
 /** The default/registry model: fetched once, converted to ONNX once, both kept in the cache. */
