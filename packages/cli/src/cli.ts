@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { EXIT_CODES, exitCodeFor, isScenimefyError } from '@scenimefy/io';
 
+import { optionsFromFlags, trainOptions } from './commands/train-flags';
 import { Output, type CliStreams } from './output';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -63,7 +64,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
         .choices(['fail', 'skip', 'overwrite'])
         .default('fail'),
     )
-    .option('-m, --model <model>', 'official .pth, .safetensors, checkpoint folder, .onnx, or a model name (default: shinkai, downloaded once into the cache)')
+    .option('-m, --model <model>', 'official .pth, .safetensors, checkpoint folder, training run folder (its newest checkpoint), .onnx, or a model name (default: shinkai, downloaded once into the cache)')
     .option('--max-side <px>', 'downscale (bicubic, aspect kept) so the long side is at most <px> before inference', positiveInt('--max-side'))
     .option('--resize-back', 'resize the result back to the input size when preprocessing changed it', false)
     .option('--round-output', 'round to the nearest uint8 level instead of truncating as the reference does', false)
@@ -148,6 +149,47 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .action((input: string, opts: { output: string; key?: string; prefix: string; force: boolean; json?: boolean }) =>
       run(async () => (await import('./commands/convert.js')).convertCommand(input, opts, new Output(streams, !!opts.json))),
     );
+
+  const train = program
+    .command('train')
+    .description(
+      'train a Scenimefy translation model (semi_cut: LSGAN + SRC + hDCE + StylePatchNCE) from unpaired photos/anime and pseudo pairs; ' +
+        'writes run.json, options.txt, events.ndjson, samples/, report.html and checkpoints/ into --out',
+    )
+    .requiredOption('--unpaired <dir>', 'unaligned dataset: <dir>/trainA (photos) and <dir>/trainB (anime frames)')
+    .requiredOption('--paired <dir|manifest>', 'pseudo pairs: <dir>/trainA and <dir>/trainB with the same file names, or a scenimefy-dataset manifest .json')
+    .requiredOption('--out <run>', 'the run folder (a new one, or the run to continue with --resume)')
+    .option('--vgg-weights <file>', 'VGG-19 weights for --lambda-vgg (torchvision vgg19-dcbb9e9d.pth or a safetensors copy; default: the cached vgg19 model)')
+    .option('--offline', 'never download (the VGG-19 weights must then be cached or given)', false)
+    .option('--resume', 'continue the run in --out from its newest checkpoint, with the options it was started with (only --max-iterations may change)', false)
+    .addOption(
+      new Option('--backend <name>', 'TF.js backend (default: the fastest installed; training needs tfjs-node for reference speed)').choices([
+        'auto',
+        'tfjs-node-gpu',
+        'tfjs-node',
+        'wasm',
+        'cpu',
+      ]),
+    )
+    .addOption(jsonOption());
+  for (const option of trainOptions()) train.addOption(option);
+  train.action((opts: Record<string, unknown>) =>
+    run(async () =>
+      (await import('./commands/train.js')).trainCommand(
+        {
+          unpaired: opts.unpaired as string,
+          paired: opts.paired as string,
+          out: opts.out as string,
+          resume: opts.resume as boolean,
+          vggWeights: opts.vggWeights as string | undefined,
+          offline: opts.offline as boolean,
+          backend: opts.backend as import('@scenimefy/io').BackendPreference | undefined,
+          options: optionsFromFlags(opts),
+        },
+        new Output(streams, !!opts.json),
+      ),
+    ),
+  );
 
   program
     .command('doctor')

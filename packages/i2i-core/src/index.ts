@@ -8,6 +8,8 @@ export type { Tf } from './layers/tf';
 export { reflectPad2d } from './layers/reflect-pad';
 export type { Padding2d } from './layers/reflect-pad';
 export { INSTANCE_NORM_EPS, instanceNorm2d } from './layers/instance-norm';
+export { WASM_MISSING_TRAINING_KERNELS, WASM_REPLACED_TRAINING_KERNELS, registerWasmTrainingKernels } from './layers/wasm-training-kernels';
+export type { WasmTrainingKernelOptions } from './layers/wasm-training-kernels';
 
 export {
   DOWNSAMPLE_FILTER,
@@ -59,8 +61,8 @@ export {
 export type { TileSetting, TranslateOptions, TranslateResult, TranslatorOptions } from './infer/translator';
 export { resolveModel } from './infer/model-source';
 export type { ModelSourceKind, ResolveModelOptions, ResolvedModel } from './infer/model-source';
-export { DEFAULT_MODEL, MODEL_REGISTRY, findModel, resolveRegistry } from './models/model-registry';
-export type { ModelEntry, RegistryEnv } from './models/model-registry';
+export { DEFAULT_MODEL, MODEL_KINDS, MODEL_REGISTRY, findModel, resolveRegistry } from './models/model-registry';
+export type { ModelEntry, ModelKind, RegistryEnv } from './models/model-registry';
 export { cachedModelPath, fetchModel, isModelCached, modelCacheDir } from './models/model-cache';
 export type { CacheEnv, CachedModel, DownloadProgress, FetchModelOptions } from './models/model-cache';
 export { DEFAULT_TILE_SIZE, createTiledGenerator, planTiles } from './infer/tiled-generator';
@@ -74,11 +76,23 @@ export { DEFAULT_HDCE_GAMMA_OPTIONS, SRC_NORMALIZE_EPS, hdceGamma, hdceWeights, 
 export type { HdceGammaOptions, HdceWeightOptions, SrcLoss, SrcOptions } from './losses/src';
 export { patchHdceLoss } from './losses/hdce';
 export type { HdceLoss, HdceOptions } from './losses/hdce';
+export { IMAGENET_MEAN, IMAGENET_STD, VGG_INPUT_MAPPINGS, vggInputImage, vggPerceptualLoss } from './losses/vgg-perceptual';
+export type { VggInputMapping, VggPerceptualOptions } from './losses/vgg-perceptual';
 
 export { createPatchDiscriminator, discriminatorOutputSize, discriminatorStateDictSpec, inferDiscriminatorConfig } from './networks/discriminator';
 export type { DiscriminatorInitOptions, PatchDiscriminator, PatchDiscriminatorConfig, PatchDiscriminatorOptions } from './networks/discriminator';
 export { DEFAULT_NUM_PATCHES, DEFAULT_PATCH_NC, PATCH_NORM_EPS, createPatchSampleF, gatherPatchRows } from './networks/patch-sample';
 export type { PatchIdRngState, PatchSampleCallOptions, PatchSampleF, PatchSampleFOptions, PatchSampleResult } from './networks/patch-sample';
+export {
+  VGG19_CONV_LAYERS,
+  VGG19_FEATURE_CHANNELS,
+  VGG19_FEATURE_STRIDE,
+  VGG19_LAST_FEATURE_INDEX,
+  createVgg19Features,
+  loadVgg19Weights,
+  vgg19FeaturesStateDictSpec,
+} from './networks/vgg19';
+export type { Vgg19FeatureTaps, Vgg19Features, Vgg19PoolTap } from './networks/vgg19';
 
 export { AlignedDataset, DEFAULT_CROP_SIZE, DEFAULT_DATA_SEED, DEFAULT_LOAD_SIZE, UnalignedDataset } from './train/data';
 export type { AlignedDatasetOptions, DataRngState, DataSample, DatasetLoadOptions, TransformOptions, UnalignedDatasetOptions } from './train/data';
@@ -88,3 +102,42 @@ export { ADAM_DEFAULTS, Adam } from './train/adam';
 export type { AdamOptions, AdamState } from './train/adam';
 export { linearLrFactor } from './train/lr-schedule';
 export type { LinearLrOptions } from './train/lr-schedule';
+export { SEMI_CUT_DEFAULTS, pairWeight, resolvedSemiCutOptions } from './train/options';
+export type { PairWeightSchedule, PairedContentLoss, SemiCutOptions, VggInput } from './train/options';
+export { SemiCutModel, createSemiCutModel, queuedPatchIds } from './train/semi-cut';
+export type {
+  GeneratorGradients,
+  GeneratorObjectiveOptions,
+  GeneratorPatchIds,
+  PatchIdDraw,
+  PatchIdSource,
+  PerceptualLoss,
+  SemiCutBatch,
+  SemiCutEvaluationOptions,
+  SemiCutLosses,
+  SemiCutModelOptions,
+  SemiCutNetworks,
+  SemiCutOptimizerStates,
+  SemiCutOptimizers,
+} from './train/semi-cut';
+export { TrainEventLog, iterateTrainEvents, readTrainEvents, serializeTrainEvent, trainEventSchema } from './train/events';
+export type { TrainEvent, TrainEventLogOptions, TrainEventStatus, TrainEventType } from './train/events';
+export { writeSampleGrid } from './train/sample-grid';
+export type { SampleGridImage, SampleGridOptions, SampleGridResult, SampleGridRow } from './train/sample-grid';
+export { DEFAULT_MAX_POINTS_PER_SERIES, DEFAULT_MAX_REPORT_SAMPLES, escapeHtml, renderTrainingReport, writeTrainingReport } from './train/report';
+export type { TrainingReportInput, TrainingReportOptions, TrainingReportStatus } from './train/report';
+
+export { TRAIN_DEFAULTS, TRAIN_RUN_DEFAULTS, formatTrainOptions, nonDefaultOptions, pickSemiCutOptions, resolvedTrainOptions } from './train/train-options';
+export type { TrainOptions, TrainRunSettings } from './train/train-options';
+export { RUN_FILES, trainSemiCut } from './train/trainer';
+export type { TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
+export {
+  CHECKPOINTS_FOLDER,
+  checkpointFolderFor,
+  checkpointFolderName,
+  latestCheckpoint,
+  loadTrainingCheckpoint,
+  pruneCheckpoints,
+  saveTrainingCheckpoint,
+} from './train/checkpoint';
+export type { LoadedTrainingCheckpoint, TrainingCheckpointState } from './train/checkpoint';

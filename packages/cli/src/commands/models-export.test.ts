@@ -42,11 +42,15 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
 
   it('lists models with their cache state, fetches from a mirror, and imports a file by its digest', async () => {
     const bytes = await fsp.readFile(pth);
-    const server = await startLoopbackServer({ '/netG-ngf16.pth': { body: bytes } });
+    const vggBytes = Buffer.from('stand-in for vgg19 weights: fetch checks only size and digest');
+    const server = await startLoopbackServer({ '/netG-ngf16.pth': { body: bytes }, '/vgg.pth': { body: vggBytes } });
     try {
       const manifest = path.join(tmp.dir, 'mirror.json');
       const entry = { name: 'tiny', file: 'netG-ngf16.pth', url: server.url('/netG-ngf16.pth'), sha256: await sha256File(pth), bytes: bytes.length };
-      await fsp.writeFile(manifest, JSON.stringify({ models: [entry] }));
+      const vggFile = path.join(tmp.dir, 'vgg.pth');
+      await fsp.writeFile(vggFile, vggBytes);
+      const vgg = { name: 'tinyvgg', kind: 'vgg19-features', file: 'vgg.pth', url: server.url('/vgg.pth'), sha256: await sha256File(vggFile), bytes: vggBytes.length };
+      await fsp.writeFile(manifest, JSON.stringify({ models: [entry, vgg] }));
       process.env.SCENIMEFY_MODEL_MANIFEST = manifest;
       process.env.SCENIMEFY_OFFLINE = '0';
 
@@ -54,7 +58,13 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
       expect(list.events().map((e) => [e.name, e.cached])).toEqual([
         ['shinkai', false],
         ['tiny', false],
+        ['vgg19', false],
+        ['tinyvgg', false],
       ]);
+      // A non-generator model (VGG-19 weights for --lambda-vgg) is fetched as is, without an ONNX conversion.
+      const fetchedVgg = await runCli(['models', 'fetch', 'tinyvgg', '--json']);
+      expect(fetchedVgg.code).toBe(0);
+      expect(fetchedVgg.events().at(-1)).toMatchObject({ event: 'fetched', name: 'tinyvgg', file: path.join(tmp.dir, 'cache', 'models', 'tinyvgg', 'vgg.pth'), onnx: null });
       const fetched = await runCli(['models', 'fetch', 'tiny', '--json']);
       expect(fetched.code).toBe(0);
       expect(fetched.events().at(-1)).toMatchObject({ event: 'fetched', name: 'tiny', onnx: path.join(tmp.dir, 'cache', 'models', 'tiny', 'model.onnx') });
@@ -71,7 +81,7 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
       const refused = await runCli(['models', 'import', stranger]);
       expect(refused.code).toBe(3);
       expect(refused.stderr).toMatch(/^scenimefy: .*other\.pth: sha256 [0-9a-f]{64} matches no known model \(shinkai: 3bdeced1.*; use it directly with --model instead\n$/);
-      expect(server.requests).toHaveLength(1);
+      expect(server.requests).toHaveLength(2);
     } finally {
       await server.close();
     }

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
 import {
+  MODEL_KINDS,
   cachedModelPath,
   fetchModel,
   isModelCached,
@@ -15,9 +16,8 @@ import type { Output } from '../output';
 import { megabytes, startProgress, type Progress } from './progress';
 
 export async function modelsListCommand(out: Output): Promise<number> {
-  const registry = resolveRegistry();
   const lines: string[] = [`cache: ${modelCacheDir()}`];
-  for (const entry of Object.values(registry)) {
+  for (const entry of MODEL_KINDS.flatMap((kind) => Object.values(resolveRegistry(process.env, kind)))) {
     const cached = await isModelCached(entry);
     lines.push(
       `${entry.name}\t${cached ? 'cached' : 'not cached'}\t${megabytes(entry.bytes)} MB\t${entry.description}`,
@@ -31,13 +31,24 @@ export async function modelsListCommand(out: Output): Promise<number> {
 
 export async function modelsFetchCommand(name: string, out: Output): Promise<number> {
   let bar: Progress | undefined;
-  const model = await resolveModel(name, {
-    onDownloadStart: (entry, url) => {
+  const download = {
+    onDownloadStart: (entry: { file: string; bytes: number }, url: string) => {
       out.info(`downloading ${entry.file} (${megabytes(entry.bytes)} MB) from ${url}`);
       bar = startProgress(out, entry.bytes, '  {bar} {percentage}% | ETA {eta_formatted}');
     },
-    onProgress: (p) => bar?.update(p.received),
-  });
+    onProgress: (p: { received: number }) => bar?.update(p.received),
+  };
+  const auxiliary = MODEL_KINDS.filter((k) => k !== 'generator')
+    .map((kind) => resolveRegistry(process.env, kind)[name])
+    .find((e) => e !== undefined);
+  if (auxiliary !== undefined) {
+    // Not a generator (e.g. vgg19 for --lambda-vgg): cached as downloaded, no ONNX conversion.
+    const cached = await fetchModel(auxiliary, download);
+    bar?.stop();
+    out.result(`${name}: ${cached.file}`, { event: 'fetched', name, file: cached.file, onnx: null });
+    return 0;
+  }
+  const model = await resolveModel(name, download);
   bar?.stop();
   out.result(`${name}: ${model.file} (ONNX: ${typeof model.onnx === 'string' ? model.onnx : 'in memory'})`, {
     event: 'fetched',
@@ -52,7 +63,7 @@ export async function modelsImportCommand(file: string, out: Output): Promise<nu
   const stat = await fsp.stat(file).catch(() => undefined);
   if (!stat?.isFile()) throw new InputError('no such file', { file });
   const digest = await sha256File(file);
-  const known = Object.values(resolveRegistry());
+  const known = MODEL_KINDS.flatMap((kind) => Object.values(resolveRegistry(process.env, kind)));
   const entry = known.find((e) => e.sha256 === digest);
   if (!entry) {
     throw new IntegrityError(
@@ -64,7 +75,7 @@ export async function modelsImportCommand(file: string, out: Output): Promise<nu
   await fsp.mkdir(path.dirname(target), { recursive: true });
   // Copied under a temp name beside the target, then renamed: the cache never holds half a file.
   await produceFileAtomic(target, (tmp) => fsp.copyFile(file, tmp));
-  await fetchModel(entry, { offline: true }); // confirms the cache now serves it
+  await fetchModel(entry, { offline: true }); // confirms the cache now serves it (generators get their ONNX at first use)
   out.result(`imported ${file} as ${entry.name} → ${target}`, { event: 'imported', name: entry.name, file: target });
   return 0;
 }
