@@ -188,6 +188,33 @@ describe('createResnetGenerator', () => {
     x.dispose();
   });
 
+  it('gives the same values and gradients with gradient checkpointing of the blocks, without leaking', () => {
+    const x = input([2, 3, 16, 20], 37);
+    const target = input([2, 3, 16, 20], 41);
+    // A loss through the output and through the block taps (12, 16), as training's contrastive terms use them.
+    const loss = () => {
+      const y = netG.forward(x);
+      const taps = netG.encode(x, [4, 12, 16]);
+      return tf.addN([tf.mean(tf.square(tf.sub(y, target))), ...taps.map((t) => tf.mean(tf.mul(t, t)))]) as never;
+    };
+    const vars = [...netG.variables.values()];
+    const plain = tf.variableGrads(loss, vars);
+    netG.gradientCheckpointing = true;
+    try {
+      const before = tf.memory().numTensors;
+      const ckpt = tf.variableGrads(loss, vars);
+      expect(ckpt.value.dataSync()[0]).toBeCloseTo(plain.value.dataSync()[0] as number, 6);
+      for (const [name, g] of Object.entries(plain.grads)) {
+        expect(ckpt.grads[name]?.dataSync()).toBeCloseToTensor(g.dataSync(), { atol: 1e-6, rtol: 1e-5 });
+      }
+      tf.dispose([ckpt.value, ...Object.values(ckpt.grads)]);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      netG.gradientCheckpointing = false;
+      tf.dispose([plain.value, ...Object.values(plain.grads), x, target]);
+    }
+  });
+
   it('refuses use after dispose', () => {
     const g = createResnetGenerator(tf, { ngf: 2, nBlocks: 1 });
     g.dispose();

@@ -9,7 +9,7 @@
  * Modules are numbered exactly like the reference's `nn.Sequential` (`model.<i>`), so state-dict keys and
  * encoder tap indices (`encode(x, [0, 4, 8, 12, 16])`) mean the same as in PyTorch.
  */
-import type { Tensor4D, Variable } from '@tensorflow/tfjs-core';
+import type { Tensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
 import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
 import type { TensorData, TensorMap } from '@scenimefy/io';
 import { instanceNorm2d } from '../layers/instance-norm';
@@ -272,17 +272,47 @@ export interface ResnetGenerator {
   stateDict(): Promise<Map<string, Float32TensorData>>;
   /** Learnable scalars (11,378,179 for ngf = 64). */
   numParameters(): number;
+  /**
+   * Gradient checkpointing (default off): under a gradient tape the network runs as segments (each stage of
+   * conv-norm-relu-resample, each ResnetBlock, each tapped conv alone) that keep only their input and are
+   * recomputed during the backward pass. Same values and gradients; one more generator forward of compute for
+   * a fraction of the memory — TF.js keeps every taped tensor, and every gradient of one, until a gradient
+   * call returns, so without it a 256² training step needs tens of GB.
+   */
+  gradientCheckpointing: boolean;
   dispose(): void;
 }
 
-type Module = (x: Tensor4D) => Tensor4D;
+/** One `nn.Sequential` entry: the parameters it reads and its computation on NHWC activations. */
+interface Module {
+  readonly params: readonly Tensor[];
+  apply(x: Tensor4D, params: readonly Tensor[]): Tensor4D;
+}
+
+/**
+ * Runs `f` (which takes gradients of its own) from inside a backward pass. tfjs-core 4.22 keeps one
+ * `activeTape`: a nested `tf.grads` started while the outer backward runs (gradient depth 0) replaces it and
+ * sets it to null when done, so the outer call could no longer free its saved tensors and would fail. The
+ * outer tape is put back afterwards; the nested call has already freed its own.
+ */
+function withOuterTapeKept<T>(tf: Tf, f: () => T): T {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try {
+    return f();
+  } finally {
+    state.activeTape = outer;
+  }
+}
 
 class TfResnetGenerator implements ResnetGenerator {
   readonly config: ResnetGeneratorConfig;
   readonly variables: ReadonlyMap<string, Variable>;
   private readonly spec: Map<string, StateDictEntrySpec>;
   private readonly modules: Module[];
+  private segmentEnds: ReadonlySet<number> = new Set();
   private disposed = false;
+  gradientCheckpointing = false;
 
   constructor(
     private readonly tf: Tf,
@@ -327,24 +357,27 @@ class TfResnetGenerator implements ResnetGenerator {
     const tf = this.tf;
     const { nBlocks } = this.config;
     const idx = moduleIndices(nBlocks);
-    const conv = (name: string, pad: 'valid' | 'same'): Module => {
-      const filter = this.param(`${name}.weight`) as unknown as Tensor4D;
-      const bias = this.param(`${name}.bias`);
-      return (x) => tf.fused.conv2d({ x, filter, strides: 1, pad, bias });
-    };
-    const norm: Module = (x) => instanceNorm2d(tf, x);
-    const relu: Module = (x) => tf.relu(x);
+    const conv = (name: string, pad: 'valid' | 'same'): Module => ({
+      params: [this.param(`${name}.weight`), this.param(`${name}.bias`)],
+      apply: (x, [filter, bias]) => tf.fused.conv2d({ x, filter: filter as Tensor4D, strides: 1, pad, bias }),
+    });
+    const plain = (apply: (x: Tensor4D) => Tensor4D): Module => ({ params: [], apply: (x) => apply(x) });
+    const norm = plain((x) => instanceNorm2d(tf, x));
+    const relu = plain((x) => tf.relu(x));
     const resBlock = (i: number): Module => {
-      const conv1 = conv(`model.${i}.conv_block.1`, 'valid');
-      const conv2 = conv(`model.${i}.conv_block.5`, 'valid');
-      return (x) =>
-        tf.tidy(() => {
-          const h = relu(norm(conv1(reflectPad2d(tf, x, 1))));
-          return tf.add(x, norm(conv2(reflectPad2d(tf, h, 1))));
-        });
+      const c1 = conv(`model.${i}.conv_block.1`, 'valid');
+      const c2 = conv(`model.${i}.conv_block.5`, 'valid');
+      return {
+        params: [...c1.params, ...c2.params],
+        apply: (x, p) =>
+          tf.tidy(() => {
+            const h = tf.relu(instanceNorm2d(tf, c1.apply(reflectPad2d(tf, x, 1), p.slice(0, 2))));
+            return tf.add(x, instanceNorm2d(tf, c2.apply(reflectPad2d(tf, h, 1), p.slice(2, 4))));
+          }),
+      };
     };
     const modules: Module[] = [
-      (x) => reflectPad2d(tf, x, 3),
+      plain((x) => reflectPad2d(tf, x, 3)),
       conv('model.1', 'valid'),
       norm,
       relu,
@@ -352,28 +385,60 @@ class TfResnetGenerator implements ResnetGenerator {
       conv('model.4', 'same'),
       norm,
       relu,
-      (x) => blurDownsample(tf, x),
+      plain((x) => blurDownsample(tf, x)),
       conv('model.8', 'same'),
       norm,
       relu,
-      (x) => blurDownsample(tf, x),
+      plain((x) => blurDownsample(tf, x)),
     ];
     for (let b = 0; b < nBlocks; b++) modules.push(resBlock(idx.firstBlock + b));
     modules.push(
-      (x) => blurUpsample(tf, x),
+      plain((x) => blurUpsample(tf, x)),
       conv(`model.${idx.upConv1}`, 'same'),
       norm,
       relu,
-      (x) => blurUpsample(tf, x),
+      plain((x) => blurUpsample(tf, x)),
       conv(`model.${idx.upConv2}`, 'same'),
       norm,
       relu,
-      (x) => reflectPad2d(tf, x, 3),
+      plain((x) => reflectPad2d(tf, x, 3)),
       conv(`model.${idx.headConv}`, 'valid'),
-      (x) => tf.tanh(x),
+      plain((x) => tf.tanh(x)),
     );
     if (modules.length !== idx.tanh + 1) throw new Error('generator module table out of step with moduleIndices');
+    // Segment ends for checkpointing: each conv whose output is a contrastive tap stands alone, the rest are
+    // conv-norm-relu(-resample) stages and single ResnetBlocks.
+    this.segmentEnds = new Set([0, 3, 4, 7, 8, 11, ...Array.from({ length: nBlocks }, (_, b) => idx.firstBlock + b), idx.upConv1 + 2, idx.upConv2 + 2, idx.tanh]);
     return modules;
+  }
+
+  /** Modules first..last as one step; with checkpointing, a customGrad that keeps only its input and replays under a local tape. */
+  private segment(first: number, last: number): (x: Tensor4D) => Tensor4D {
+    const tf = this.tf;
+    const mods = this.modules.slice(first, last + 1);
+    const params = mods.flatMap((m) => m.params);
+    const compute = (x: Tensor4D, p: readonly Tensor[]): Tensor4D =>
+      tf.tidy(() => {
+        let h = x;
+        let at = 0;
+        for (const m of mods) {
+          h = m.apply(h, p.slice(at, at + m.params.length));
+          at += m.params.length;
+        }
+        return h;
+      });
+    if (!this.gradientCheckpointing) return (x) => compute(x, params);
+    // customGrad runs its forward untaped and tidied: only the saved input outlives it. The backward replays
+    // the segment under a local tape (tf.grads), whose intermediates and their gradients die with it.
+    const checkpointed = tf.customGrad((...args: Array<Tensor | ((save: Tensor[]) => void)>) => {
+      const inputs = args.slice(0, 1 + params.length) as Tensor[];
+      const save = args[1 + params.length] as (tensors: Tensor[]) => void;
+      save([inputs[0] as Tensor]);
+      const gradFunc = (dy: Tensor4D, saved: Tensor[]): Tensor[] =>
+        withOuterTapeKept(tf, () => tf.grads((...xs: Tensor[]) => compute(xs[0] as Tensor4D, xs.slice(1)))([saved[0] as Tensor, ...params], dy));
+      return { value: compute(inputs[0] as Tensor4D, params), gradFunc };
+    });
+    return (x) => checkpointed(x, ...params) as Tensor4D;
   }
 
   private checkInput(x: Tensor4D): void {
@@ -390,16 +455,21 @@ class TfResnetGenerator implements ResnetGenerator {
     if (x.dtype !== 'float32') throw new InputError(`generator input must be float32, got ${x.dtype}`);
   }
 
-  /** Runs modules 0..last on NHWC activations, freeing each once the next exists; taps come back NCHW. */
+  /** Runs modules 0..last on NHWC activations, freeing each step's input once its output exists; taps come back NCHW. */
   private run(x: Tensor4D, last: number, taps: ReadonlySet<number>): { output: Tensor4D; taps: Tensor4D[] } {
     const tf = this.tf;
     const tapped: Tensor4D[] = [];
     let h = tf.transpose(x, [0, 2, 3, 1]);
+    // Without checkpointing every module is its own step, as before; with it, steps are segments, cut at taps.
+    let first = 0;
     for (let i = 0; i <= last; i++) {
-      const module = this.modules[i] as Module;
-      const next = tf.tidy(() => module(h));
+      const end = i === last || taps.has(i) || !this.gradientCheckpointing || this.segmentEnds.has(i);
+      if (!end) continue;
+      const step = this.segment(first, i);
+      const next = tf.tidy(() => step(h));
       h.dispose();
       h = next;
+      first = i + 1;
       if (taps.has(i)) tapped.push(tf.transpose(h, [0, 3, 1, 2]));
     }
     return { output: h, taps: tapped };

@@ -333,6 +333,7 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
     if (resumeFrom !== undefined) {
       const loaded = await loadTrainingCheckpoint(tf, resumeFrom);
       model = createSemiCutModel(tf, loaded.networks, { ...modelExtras, epoch: Math.max(1, loaded.state.epoch) });
+      model.networks.netG.gradientCheckpointing = options.gradientCheckpointing;
       model.loadOptimizerStates(loaded.optimizerStates);
       const rng = loaded.state.rng as unknown as RunRngState;
       unpaired.setRngState(rng.unpaired);
@@ -390,6 +391,7 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
         try {
           if (model === undefined) {
             model = createSemiCutModel(tf, freshNetworks(tf, options), { ...modelExtras, epoch });
+            model.networks.netG.gradientCheckpointing = options.gradientCheckpointing;
             model.setLearningRate(lr);
             model.dataDependentInit(batch);
           }
