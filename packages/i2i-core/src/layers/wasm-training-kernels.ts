@@ -6,6 +6,12 @@
  * Conv2DBackpropInput (every conv's input gradient) and BatchMatMul with a transposed operand (the heads'
  * Linear layers, PatchNCE's q·kᵀ, every matmul gradient). Each kernel composes wasm's own kernels (XNNPACK
  * GEMM / conv, ScatterNd), see wasm-conv-backprop.ts, wasm-matmul.ts and wasm-segment-sum.ts.
+ *
+ * What still limits training on wasm: its heap is at most 4 GiB (wasm32), and a step keeps every forward
+ * intermediate until the gradients are done. With ngf 64 that is ~3.2 GB at 64² crops and ~8.9 GB at 128² (as
+ * tfjs-node counts it), so ngf-64 steps fit only at crops of about 64² (larger ones end in a wasm "Aborted()" or
+ * "memory access out of bounds"). Node gets no wasm threads from tfjs-backend-wasm 4.22 (it turns them off
+ * there), so everything runs on one core.
  */
 import type { KernelFunc } from '@tensorflow/tfjs-core';
 import { BackendError } from '@scenimefy/io';
@@ -25,7 +31,7 @@ export const WASM_MISSING_TRAINING_KERNELS: readonly string[] = Object.freeze([
 export const WASM_REPLACED_TRAINING_KERNELS: readonly string[] = Object.freeze(['Conv2DBackpropInput', 'BatchMatMul']);
 
 /** The wasm kernels the added ones are built from. */
-const BUILDING_BLOCKS = ['BatchMatMul', 'Concat', 'Conv2D', 'DepthwiseConv2dNative', 'Identity', 'Reshape', 'Reverse', 'ScatterNd', 'Slice', 'Sum', 'Transpose'];
+const BUILDING_BLOCKS = ['BatchMatMul', 'Concat', 'Conv2D', 'DepthwiseConv2dNative', 'Identity', 'Reshape', 'ScatterNd', 'Slice', 'Sum', 'Transpose'];
 
 /** Tags our kernel functions, so a second registration (even from another copy of this module) recognises them. */
 const OURS = Symbol.for('@scenimefy/i2i-core/wasm-training-kernel');
