@@ -37,7 +37,7 @@
  *
  * The LR schedule is the caller's (`setLearningRate` between epochs).
  */
-import type { Scalar, Tensor, Tensor2D, Tensor4D, Variable } from '@tensorflow/tfjs-core';
+import type { NamedTensorMap, Scalar, Tensor, Tensor2D, Tensor4D, TensorContainer, Variable } from '@tensorflow/tfjs-core';
 import { InputError, UsageError } from '@scenimefy/io';
 import type { Tf } from '../layers/tf';
 import { lsganDiscriminatorLoss, lsganGeneratorLoss } from '../losses/gan';
@@ -213,6 +213,13 @@ export interface SemiCutOptimizerStates {
 interface ObjectiveMode {
   /** Encodes x, y and y_p. */
   readonly keyGenerator: ResnetGenerator;
+}
+
+/** Encoder taps of the key images (real_A, real_B, real_B_p), computed off the gradient tape. */
+interface KeyTaps {
+  x: Tensor4D[];
+  y?: Tensor4D[];
+  yP?: Tensor4D[];
 }
 
 interface Forward {
@@ -439,6 +446,7 @@ export class SemiCutModel {
     fwd: Forward,
     given: GeneratorPatchIds | undefined,
     objective?: ObjectiveMode,
+    keyTaps?: KeyTaps,
   ): { total: Scalar; terms: Map<TermName, Scalar>; patchIds: GeneratorPatchIds } {
     const tf = this.tf;
     const o = this.options;
@@ -458,19 +466,19 @@ export class SemiCutModel {
     // Draw order as the reference: netF on the fake_B taps, then netF_s on the y_p taps.
     const tapsFakeB = netG.encode(fwd.fakeB, layers);
     const q = netF.sample(tapsFakeB, o.numPatches, this.idsFor('F', given?.F, tapsFakeB), perImage);
-    const k = netF.sample(keyG.encode(batch.x, layers), o.numPatches, q.patchIds, perImage);
+    const k = netF.sample(keyTaps?.x ?? keyG.encode(batch.x, layers), o.numPatches, q.patchIds, perImage);
     let qIdt: Tensor2D[] = [];
     let kIdt: Tensor2D[] = [];
     if (fwd.idtB !== undefined) {
       qIdt = netF.sample(netG.encode(fwd.idtB, layers), o.numPatches, q.patchIds, perImage).features;
-      kIdt = netF.sample(keyG.encode(batch.y, layers), o.numPatches, q.patchIds, perImage).features;
+      kIdt = netF.sample(keyTaps?.y ?? keyG.encode(batch.y, layers), o.numPatches, q.patchIds, perImage).features;
     }
     let qS: Tensor2D[] = [];
     let kS: Tensor2D[] = [];
     let idsS: readonly Int32Array[] | undefined;
     if (this.stylePatchNce) {
       const tgtS = netG.encode(fwd.fakeBP, layers);
-      const tapsYP = keyG.encode(batch.yP, layers);
+      const tapsYP = keyTaps?.yP ?? keyG.encode(batch.yP, layers);
       const keys = netFs.sample(tapsYP, o.numPatches, this.idsFor('F_s', given?.F_s, tapsYP), perImage);
       kS = keys.features;
       idsS = keys.patchIds;
@@ -688,11 +696,25 @@ export class SemiCutModel {
 
     const trained = [...netG.variables.values(), ...netF.variables.values()];
     if (this.stylePatchNce) trained.push(...netFs.variables.values());
-    const stepG = tf.variableGrads(() => {
-      const g = this.generatorLoss(batch, this.forward(batch), undefined);
-      for (const [name, t] of g.terms) if (name !== 'G') keep(name, t);
-      return g.total;
-    }, trained);
+    // The keys are detached in every contrastive loss, so their encoder passes run before the tape: on it they
+    // would only carry zero gradients back through G (a quarter of the step's conv backprops, and their memory).
+    const keyTaps = tf.tidy(() => {
+      const layers = this.options.nceLayers;
+      const taps: KeyTaps = { x: netG.encode(batch.x, layers) };
+      if (this.options.dceIdt) taps.y = netG.encode(batch.y, layers);
+      if (this.stylePatchNce) taps.yP = netG.encode(batch.yP, layers);
+      return taps as unknown as TensorContainer;
+    }) as unknown as KeyTaps;
+    let stepG: { value: Scalar; grads: NamedTensorMap };
+    try {
+      stepG = tf.variableGrads(() => {
+        const g = this.generatorLoss(batch, this.forward(batch), undefined, undefined, keyTaps);
+        for (const [name, t] of g.terms) if (name !== 'G') keep(name, t);
+        return g.total;
+      }, trained);
+    } finally {
+      tf.dispose(keyTaps as unknown as TensorContainer);
+    }
     kept.set('G', stepG.value);
     this.optimizerG.applyGradients(keyedGrads(netG.variables, stepG.grads));
     optimizerF.applyGradients(keyedGrads(netF.variables, stepG.grads));
