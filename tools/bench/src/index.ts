@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * @module @scenimefy/bench
- * `npm run bench [-- --full] [-- --only io|translate|cli]` (README.md beside this package): runs each case in a fresh child process and prints one JSON
+ * `npm run bench [-- --full] [-- --only io|translate|cli|train]` (README.md beside this package): runs each case in a fresh child process and prints one JSON
  * document on stdout (progress on stderr). Targets from the issues are recorded next to the measurements;
  * nothing here fails a build — timings belong in benchmarks, never in unit tests.
  */
@@ -11,6 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { tmpDir, writeSyntheticPng } from './cases';
+import { runWatched } from './watched-child';
+import type { WatchLimits } from './watched-child';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 const fixtures = process.env.SCENIMEFY_REFERENCE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures', 'reference');
@@ -74,11 +76,91 @@ function command(name: string, argv: string[], target?: string, repeat = 3, exe:
   return { name, ok: true, wallMs: Math.round(times[Math.floor(times.length / 2)]!), result: { runs: times.length, medianMs: Math.round(times[Math.floor(times.length / 2)]!) }, target };
 }
 
+/** `runWatched` as a measurement: progress on stderr, the child's JSON as `result`. */
+async function watchedChild(name: string, exe: string, argv: string[], limits: WatchLimits, target?: string): Promise<Measured> {
+  process.stderr.write(`bench: ${name} …\n`);
+  const run = await runWatched(exe, argv, limits);
+  if (run.ok) return { name, ok: true, wallMs: run.wallMs, result: run.json, target };
+  return { name, ok: false, wallMs: run.wallMs, error: run.error, result: run.observedRssMb > 0 ? { observedRssMb: run.observedRssMb } : undefined, target };
+}
+
+function flagValue(argv: string[], flag: string): string | undefined {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+/** The train group: one semi_cut optimisation step per size on TF.js, and on PyTorch when a Python is given. */
+async function trainGroup(argv: string[]): Promise<Measured[]> {
+  const backend = flagValue(argv, '--backend') ?? 'auto';
+  const sizes = (flagValue(argv, '--train-sizes') ?? '64,128,256').split(',').map(Number);
+  const stepsFlag = flagValue(argv, '--steps');
+  const timeoutS = Number(flagValue(argv, '--train-timeout-s') ?? 900);
+  // Default cap: most of what is free now, so a size that cannot fit fails alone.
+  const maxRssMb = Number(flagValue(argv, '--max-rss-mb') ?? Math.floor((os.freemem() / 2 ** 20) * 0.85));
+  // On by default, as in `scenimefy train`; --no-grad-checkpointing measures the plain tape.
+  const checkpointing = !argv.includes('--no-grad-checkpointing');
+  const python = process.env.SCENIMEFY_BENCH_PYTHON;
+  const pyScript = path.join(repoRoot, 'tools', 'bench', 'python', 'train_reference.py');
+  const results: Measured[] = [];
+  for (const size of sizes) {
+    if (!Number.isInteger(size) || size < 8 || size % 4 !== 0) throw new Error(`--train-sizes: ${size} is not a multiple of 4 ≥ 8`);
+    const steps = stepsFlag !== undefined ? Number(stepsFlag) : size <= 64 ? 5 : 3;
+    const args = { size, backend, steps, warmup: 1, checkpointing };
+    const target = 'issue 4: with tfjs-node, a step no slower than PyTorch CPU (ratio ≤ 1)';
+    const js = await watchedChild(`train ${size}² semi_cut step, TF.js (${backend})`, process.execPath, [caseScript, 'train', JSON.stringify(args)], { timeoutS, maxRssMb }, target);
+    results.push(js);
+    if (python) {
+      const py = await watchedChild(
+        `train ${size}² semi_cut step, PyTorch timing replica`,
+        python,
+        [pyScript, '--size', String(size), '--steps', String(steps), '--warmup', '1', '--threads', flagValue(argv, '--torch-threads') ?? '0'],
+        { timeoutS, maxRssMb },
+      );
+      results.push(py);
+      if (js.ok && py.ok) {
+        const jsMs = Number(js.result?.stepMedianMs);
+        const pyMs = Number(py.result?.stepMedianMs);
+        const jsRss = Number(js.result?.peakRssMb);
+        const pyRss = Number(py.result?.peakRssMb);
+        results.push({
+          name: `train ${size}²: TF.js / PyTorch`,
+          ok: true,
+          wallMs: 0,
+          result: {
+            tfjsStepMedianMs: jsMs,
+            pytorchStepMedianMs: pyMs,
+            stepRatio: Number((jsMs / pyMs).toFixed(2)),
+            cpuTimeRatio: Number((Number(js.result?.stepCpuMedianMs) / Number(py.result?.stepCpuMedianMs)).toFixed(2)),
+            tfjsPeakRssMb: jsRss,
+            pytorchPeakRssMb: pyRss,
+            peakRssRatio: Number((jsRss / pyRss).toFixed(2)),
+          },
+          target: 'stepRatio ≤ 1',
+        });
+      }
+    }
+  }
+  if (argv.includes('--profile')) {
+    const size = Number(flagValue(argv, '--profile-size') ?? sizes.at(-1));
+    const args = { size, backend, steps: 1, warmup: 1, profile: true, checkpointing };
+    results.push(await watchedChild(`train ${size}² semi_cut step, TF.js (${backend}), profiled`, process.execPath, [caseScript, 'train', JSON.stringify(args)], { timeoutS, maxRssMb }));
+  }
+  return results;
+}
+
+/** The checked-out commit, with "-dirty" when the tree has changes: which code a report measured. */
+function gitCommit(): string | null {
+  const head = spawnSync('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return null;
+  const dirty = spawnSync('git', ['-C', repoRoot, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' });
+  return `${head.stdout.trim()}${dirty.stdout.trim() === '' ? '' : '-dirty'}`;
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const full = argv.includes('--full');
   const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-  if (!existsSync(model)) {
+  if (only !== 'train' && !existsSync(model)) {
     process.stderr.write(`bench: ${model} not found (set SCENIMEFY_REFERENCE_FIXTURES)\n`);
     process.exitCode = 1;
     return;
@@ -136,9 +218,11 @@ async function main(): Promise<void> {
     }
     rmSync(dir, { recursive: true, force: true });
   }
+  if (want('train')) results.push(...(await trainGroup(argv)));
   const report = {
     benchmark: 'scenimefy-js',
     createdAt: new Date().toISOString(),
+    gitCommit: gitCommit(),
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 1e9), node: process.version },
     model: path.relative(repoRoot, model),
     results,
