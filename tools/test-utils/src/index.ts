@@ -22,6 +22,16 @@ export type { TensorCloseOptions, TensorComparison } from './tensor-compare';
 
 export { makeTempDir, withTempDir } from './temp-dir';
 export { seededUniform, seededUnitRows } from './seeded-data';
+export {
+  SYNTHETIC_INK,
+  SYNTHETIC_PALETTE,
+  syntheticAnime,
+  syntheticPair,
+  syntheticPhoto,
+  syntheticSceneSeed,
+  writeSyntheticDataset,
+} from './synthetic-domains';
+export type { SyntheticDataset, SyntheticDatasetOptions, SyntheticPair, SyntheticScene } from './synthetic-domains';
 export { guardAgainstSideEffects } from './side-effect-guard';
 export { contractRejection } from './contract-rejection';
 export type { TempDir } from './temp-dir';
