@@ -22,7 +22,7 @@ export type { ScenimefyErrorCode, ScenimefyErrorOptions } from './errors';
 export { DTYPE_BYTES, numel } from './tensor';
 export type { DType, TensorData, TensorMap } from './tensor';
 
-export { produceFileAtomic, sha256File, sha256Hex, tempPathFor, writeFileAtomic } from './atomic-file';
+export { fsyncDir, produceFileAtomic, sha256File, sha256Hex, tempPathFor, writeFileAtomic } from './atomic-file';
 export type { AtomicWriteOptions } from './atomic-file';
 
 export {

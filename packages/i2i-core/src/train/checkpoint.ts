@@ -26,6 +26,7 @@ import {
   IntegrityError,
   ModelFormatError,
   UsageError,
+  fsyncDir,
   float32Tensor,
   readCheckpointManifest,
   readSafetensors,
@@ -115,18 +116,6 @@ const OPTIMIZED_NETWORK: Record<OptimizerKey, keyof SemiCutNetworks> = { G: 'net
 // ---------------------------------------------------------------------------------------------------------
 // Small file-system helpers
 
-async function fsyncFolder(dir: string): Promise<void> {
-  let handle: fsp.FileHandle | undefined;
-  try {
-    handle = await fsp.open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // Some file systems refuse fsync on folders; the rename is still atomic there.
-  } finally {
-    await handle?.close();
-  }
-}
-
 async function exists(p: string): Promise<boolean> {
   return (await fsp.stat(p).catch(() => undefined)) !== undefined;
 }
@@ -144,7 +133,7 @@ async function removeFolder(folder: string): Promise<void> {
   inFlight.add(aside);
   try {
     await fsp.rename(folder, aside);
-    await fsyncFolder(path.dirname(folder));
+    await fsyncDir(path.dirname(folder));
     await fsp.rm(aside, { recursive: true, force: true });
   } finally {
     inFlight.delete(aside);
@@ -167,7 +156,7 @@ async function cleanWorkFolders(parent: string): Promise<void> {
       const target = path.join(parent, finalName);
       if (!restored.has(finalName) && !(await exists(target)) && (await checkpointProblem(full)) === undefined) {
         await fsp.rename(full, target);
-        await fsyncFolder(parent);
+        await fsyncDir(parent);
         restored.add(finalName);
         continue;
       }
@@ -348,7 +337,7 @@ export async function saveTrainingCheckpoint(
     };
     // Written last: inside the work folder a checkpoint.json means every other file is already there.
     await writeCheckpointManifest(path.join(tmp, MANIFEST_FILE), manifest);
-    await fsyncFolder(tmp);
+    await fsyncDir(tmp);
     await moveIntoPlace(tmp, target);
     return manifest;
   } finally {
@@ -362,7 +351,7 @@ async function moveIntoPlace(tmp: string, target: string): Promise<void> {
   const parent = path.dirname(target);
   if (!(await exists(target))) {
     await fsp.rename(tmp, target);
-    await fsyncFolder(parent);
+    await fsyncDir(parent);
     return;
   }
   const old = path.join(parent, workName(path.basename(target), 'old'));
@@ -370,7 +359,7 @@ async function moveIntoPlace(tmp: string, target: string): Promise<void> {
   try {
     await fsp.rename(target, old);
     await fsp.rename(tmp, target);
-    await fsyncFolder(parent);
+    await fsyncDir(parent);
     await fsp.rm(old, { recursive: true, force: true });
   } finally {
     inFlight.delete(old);
@@ -465,7 +454,7 @@ export async function pruneCheckpoints(runFolder: string, keep: number, protect:
   const doomed = complete.slice(keep).filter((f) => !kept.has(path.resolve(f)));
   doomed.reverse();
   for (const folder of doomed) await removeFolder(folder);
-  if (doomed.length > 0) await fsyncFolder(dir);
+  if (doomed.length > 0) await fsyncDir(dir);
   return doomed;
 }
 
