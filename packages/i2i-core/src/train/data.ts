@@ -375,8 +375,12 @@ export class UnalignedDataset extends ShuffledImageDataset {
     const phase = options.phase ?? 'train';
     const dirA = path.join(options.root, `${phase}A`);
     const dirB = path.join(options.root, `${phase}B`);
-    const [aPaths, bPaths] = await Promise.all([listedDomain(dirA), listedDomain(dirB)]);
-    return new UnalignedDataset(options, dirA, dirB, aPaths, bPaths);
+    // Both listed at once, but a problem with A is reported first whichever listing fails sooner, so the
+    // error a user sees for a wrong --unpaired does not depend on timing.
+    const [a, b] = await Promise.allSettled([listedDomain(dirA), listedDomain(dirB)]);
+    if (a.status === 'rejected') throw a.reason;
+    if (b.status === 'rejected') throw b.reason;
+    return new UnalignedDataset(options, dirA, dirB, a.value, b.value);
   }
 
   protected plannedSample(rng: SeededRng, index: number): Omit<SamplePlan, 'epoch' | 'step'> {
