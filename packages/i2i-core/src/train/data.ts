@@ -345,6 +345,17 @@ async function listedDomain(folder: string): Promise<string[]> {
 }
 
 /**
+ * Both domains listed at once; a problem with A is reported before one with B whichever listing fails sooner,
+ * so the error for a wrong dataset root does not depend on timing.
+ */
+async function listedDomains(dirA: string, dirB: string): Promise<[string[], string[]]> {
+  const [a, b] = await Promise.allSettled([listedDomain(dirA), listedDomain(dirB)]);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  return [a.value, b.value];
+}
+
+/**
  * The reference's unaligned dataset: length max(|A|, |B|); index i takes A[i mod |A|] (indices in a fresh
  * shuffle each epoch) and a B drawn uniformly at random on each call; A and B each get their own crop and flip.
  *
@@ -375,12 +386,8 @@ export class UnalignedDataset extends ShuffledImageDataset {
     const phase = options.phase ?? 'train';
     const dirA = path.join(options.root, `${phase}A`);
     const dirB = path.join(options.root, `${phase}B`);
-    // Both listed at once, but a problem with A is reported first whichever listing fails sooner, so the
-    // error a user sees for a wrong --unpaired does not depend on timing.
-    const [a, b] = await Promise.allSettled([listedDomain(dirA), listedDomain(dirB)]);
-    if (a.status === 'rejected') throw a.reason;
-    if (b.status === 'rejected') throw b.reason;
-    return new UnalignedDataset(options, dirA, dirB, a.value, b.value);
+    const [aPaths, bPaths] = await listedDomains(dirA, dirB);
+    return new UnalignedDataset(options, dirA, dirB, aPaths, bPaths);
   }
 
   protected plannedSample(rng: SeededRng, index: number): Omit<SamplePlan, 'epoch' | 'step'> {
@@ -451,7 +458,7 @@ export class AlignedDataset extends ShuffledImageDataset {
     const phase = options.phase ?? 'train';
     const dirA = path.join(options.root, `${phase}A`);
     const dirB = path.join(options.root, `${phase}B`);
-    const [aPaths, bPaths] = await Promise.all([listedDomain(dirA), listedDomain(dirB)]);
+    const [aPaths, bPaths] = await listedDomains(dirA, dirB);
     const n = Math.min(aPaths.length, bPaths.length);
     for (let i = 0; i < n; i++) {
       if (aPaths[i] !== bPaths[i]) {
