@@ -124,6 +124,7 @@ interface LossWindow {
   sums: Record<string, number>;
 }
 
+/** rng.json's trainer part; the patch-id streams of netF / netF_s are saved and restored by the checkpoint module. */
 interface RunRngState {
   unpaired: DataRngState;
   paired: DataRngState;
@@ -268,8 +269,10 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
   let window: LossWindow = { count: 0, sums: {} };
   let newestCheckpoint: string | undefined = resumeFrom;
   let newestIteration = -1;
+  // A resumed run drops the previous invocation's error; its options gain only the new maxIterations.
+  const { error: _endedWith, ...previousRun } = previous ?? {};
   const manifest: RunManifest = previous
-    ? { ...previous, status: 'running', error: undefined, options: { ...options } as unknown as RunManifest['options'], updatedAt: isoNow() }
+    ? { ...(previousRun as RunManifest), status: 'running', options: { ...options } as unknown as RunManifest['options'], updatedAt: isoNow() }
     : {
         ...artifactHeader(runContract, GENERATED_BY),
         status: 'running',
@@ -280,7 +283,6 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
         samples: RUN_FILES.samples,
         report: RUN_FILES.report,
       };
-  delete (manifest as { error?: unknown }).error;
 
   const emit = async (event: TrainEvent): Promise<void> => {
     await (log as TrainEventLog).append(event);
@@ -312,8 +314,6 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
       unpaired: unpaired.rngState(),
       paired: paired.rngState(),
       lossWindow: { count: window.count, sums: { ...window.sums } },
-      netF: m.networks.netF.rngState(),
-      netFs: m.networks.netFs.rngState(),
     };
     await saveTrainingCheckpoint(folder, m, { epoch, iteration, epochIter, options: { ...options }, rng }, { generatedBy: GENERATED_BY });
     newestCheckpoint = folder;
@@ -338,8 +338,6 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
       const rng = loaded.state.rng as unknown as RunRngState;
       unpaired.setRngState(rng.unpaired);
       paired.setRngState(rng.paired);
-      model.networks.netF.setRngState(rng.netF as Parameters<SemiCutNetworks['netF']['setRngState']>[0]);
-      model.networks.netFs.setRngState(rng.netFs as Parameters<SemiCutNetworks['netFs']['setRngState']>[0]);
       window = { count: rng.lossWindow.count, sums: { ...rng.lossWindow.sums } };
       iteration = loaded.state.iteration;
       newestIteration = iteration;
