@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs jest over the whole repo; when SCENIMEFY_JEST_SUMMARY names a file, jest's JSON results go there too
 // (CI prints a one-line "N passed, N failed" from it).
-'use strict';
+
 const { spawnSync } = require('node:child_process');
 const args = [require.resolve('jest/bin/jest'), ...process.argv.slice(2)];
 if (process.env.SCENIMEFY_JEST_SUMMARY) args.push('--json', `--outputFile=${process.env.SCENIMEFY_JEST_SUMMARY}`);

@@ -4,7 +4,7 @@
 // sheets in the output folder. See README.md beside this file for what it measures and the last results.
 //
 // Usage: node tools/learning-check/run.js [--out DIR] [--iterations N] [--seeds 1,2] [--eval-every N] [--sheet-every N]
-'use strict';
+
 
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');

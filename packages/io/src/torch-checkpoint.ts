@@ -438,7 +438,7 @@ function parseZipCheckpoint(bytes: Uint8Array, file: string, maxBytes: number, b
 function parseLegacyCheckpoint(bytes: Uint8Array, file: string, budget: CopyBudget, fail: Fail): unknown {
   const notCheckpoint = (): never =>
     fail('not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)');
-  let magic;
+  let magic: ReturnType<typeof unpickle>;
   try {
     magic = unpickle(bytes, { file, where: 'magic number pickle' });
   } catch {

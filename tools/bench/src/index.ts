@@ -69,7 +69,7 @@ function command(name: string, argv: string[], target?: string, repeat = 3, exe:
     times.push(performance.now() - t0);
     if (last.status !== 0) break;
   }
-  if (!last || last.status !== 0) {
+  if (last?.status !== 0) {
     return { name, ok: false, wallMs: Math.round(times.at(-1) ?? 0), error: String(last?.stderr ?? '').trim().split('\n').at(-1), target };
   }
   times.sort((a, b) => a - b);

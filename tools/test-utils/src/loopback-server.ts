@@ -77,7 +77,7 @@ export async function startLoopbackServer(routes: Record<string, Route> | RouteH
     const url = req.url ?? '/';
     const pathname = url.split('?')[0] ?? '/';
     requests.push({ method: req.method ?? 'GET', url, path: pathname, headers: req.headers, receivedAt: Date.now() });
-    const route = typeof routes === 'function' ? routes : Object.prototype.hasOwnProperty.call(routes, pathname) ? routes[pathname] : undefined;
+    const route = typeof routes === 'function' ? routes : Object.hasOwn(routes, pathname) ? routes[pathname] : undefined;
     const answer = async () => {
       if (route === undefined) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route for ${pathname}`);

@@ -112,7 +112,7 @@ export async function loadReferenceFixture(
     const keys = typeof keyPath === 'string' ? keyPath.split('.') : keyPath;
     let node: unknown = sidecar;
     for (const key of keys) {
-      if (typeof node !== 'object' || node === null || !Object.prototype.hasOwnProperty.call(node, key)) {
+      if (typeof node !== 'object' || node === null || !Object.hasOwn(node, key)) {
         throw new ContractError('not in the fixture sidecar', { file: sidecarPath, field: keys.join('.') });
       }
       node = (node as Record<string | number, unknown>)[key];

@@ -289,7 +289,7 @@ describeIfFixture(
 
         const got: Record<string, number[]> = {};
         const push = (key: string, value: Scalar) => {
-          (got[key] ??= []).push(value.dataSync()[0]!);
+          got[key] = [...(got[key] ?? []), value.dataSync()[0]!];
         };
         const before = tf.memory().numTensors;
         for (const layer of layers) {

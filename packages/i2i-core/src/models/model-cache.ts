@@ -58,7 +58,7 @@ export interface CachedModel {
 /** Is `entry` in the cache with the right size? */
 export async function isModelCached(entry: ModelEntry, cacheDir: string = modelCacheDir()): Promise<boolean> {
   const stat = await fsp.stat(cachedModelPath(entry, cacheDir)).catch(() => undefined);
-  return stat !== undefined && stat.isFile() && stat.size === entry.bytes;
+  return stat?.isFile() === true && stat.size === entry.bytes;
 }
 
 /**

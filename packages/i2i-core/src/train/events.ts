@@ -156,9 +156,8 @@ async function* rawLines(file: string): AsyncGenerator<RawLine> {
   try {
     for await (const chunk of createReadStream(file)) {
       let buf = chunk as Buffer;
-      let nl: number;
       // 0x0A never occurs inside a multi-byte UTF-8 sequence, so splitting bytes before decoding is safe.
-      while ((nl = buf.indexOf(0x0a)) !== -1) {
+      for (let nl = buf.indexOf(0x0a); nl !== -1; nl = buf.indexOf(0x0a)) {
         pending.push(buf.subarray(0, nl));
         number++;
         yield { number, text: Buffer.concat(pending).toString('utf8'), terminated: true };

@@ -3,7 +3,7 @@
  * `manifest.json` (this contract) listing every image with its sha256 and size, and for a paired dataset the
  * pairs with their selection scores and generator provenance (SPEC §7, §10).
  */
-import { promises as fsp } from 'node:fs';
+import { type Dirent, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
 import { z } from 'zod';
@@ -309,7 +309,7 @@ function pairsBySameName(dir: string, domainA: string, namesA: string[], domainB
 export async function listReferenceImages(folder: string): Promise<string[]> {
   const found: string[] = [];
   async function walk(current: string, prefix: string): Promise<void> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await fsp.readdir(current, { withFileTypes: true });
     } catch (error) {
