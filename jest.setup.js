@@ -7,8 +7,17 @@ process.env.SCENIMEFY_OFFLINE = process.env.SCENIMEFY_OFFLINE ?? '1';
 // also accepting a typed array of the same kind from another realm (ArrayBuffer.isView and the toStringTag getter
 // read internal slots, so they work across realms).
 for (const name of [
-  'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array',
-  'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array',
+  'Int8Array',
+  'Uint8Array',
+  'Uint8ClampedArray',
+  'Int16Array',
+  'Uint16Array',
+  'Int32Array',
+  'Uint32Array',
+  'Float32Array',
+  'Float64Array',
+  'BigInt64Array',
+  'BigUint64Array',
 ]) {
   const ctor = globalThis[name];
   if (typeof ctor !== 'function' || Object.prototype.hasOwnProperty.call(ctor, Symbol.hasInstance)) continue;

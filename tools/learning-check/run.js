@@ -5,7 +5,6 @@
 //
 // Usage: node tools/learning-check/run.js [--out DIR] [--iterations N] [--seeds 1,2] [--eval-every N] [--sheet-every N]
 
-
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');
 const path = require('node:path');

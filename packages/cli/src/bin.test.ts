@@ -42,7 +42,10 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}) {
         const out = path.join(tmp.dir, 'out');
         const r = run(['translate', photo, '-o', out, '-m', referenceFixturePath('i2i/netG-ngf16.pth'), '--json']);
         expect(r.status).toBe(0);
-        const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; width?: number; height?: number });
+        const events = r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { event: string; width?: number; height?: number });
         // 640×427: 427/4 = 106.75 → 107 → 428 (SPEC §8).
         expect(events.find((e) => e.event === 'translated')).toMatchObject({ width: 640, height: 428 });
         expect(await fsp.readdir(out)).toEqual(['rocket.png']);

@@ -46,9 +46,7 @@ describe('scenimefy inspect / convert', () => {
     await fsp.writeFile(f, 'hello, I am not a checkpoint\n');
     const r = await runCli(['inspect', f, '--json']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe(
-      `scenimefy: ${f}: not a weights file (expected safetensors, a PyTorch .pth/.pt, or a checkpoint folder)\n`,
-    );
+    expect(r.stderr).toBe(`scenimefy: ${f}: not a weights file (expected safetensors, a PyTorch .pth/.pt, or a checkpoint folder)\n`);
     expect(r.events()).toEqual([expect.objectContaining({ event: 'error', code: 'E_MODEL_FORMAT' })]);
   });
 

@@ -64,15 +64,35 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
         .choices(['fail', 'skip', 'overwrite'])
         .default('fail'),
     )
-    .option('-m, --model <model>', 'official .pth, .safetensors, checkpoint folder, training run folder (its newest checkpoint), .onnx, or a model name (default: shinkai, downloaded once into the cache)')
-    .option('--max-side <px>', 'downscale (bicubic, aspect kept) so the long side is at most <px> before inference', positiveInt('--max-side'))
+    .option(
+      '-m, --model <model>',
+      'official .pth, .safetensors, checkpoint folder, training run folder (its newest checkpoint), .onnx, or a model name (default: shinkai, downloaded once into the cache)',
+    )
+    .option(
+      '--max-side <px>',
+      'downscale (bicubic, aspect kept) so the long side is at most <px> before inference',
+      positiveInt('--max-side'),
+    )
     .option('--resize-back', 'resize the result back to the input size when preprocessing changed it', false)
     .option('--round-output', 'round to the nearest uint8 level instead of truncating as the reference does', false)
     .option('--no-exif', 'ignore EXIF orientation, as the reference does (default: photos are turned upright)')
-    .option('--max-pixels <n>', 'refuse images with more pixels than this, before decoding (default 268402689)', positiveInt('--max-pixels'))
-    .option('--tile <mode>', "exact tiled inference, same result in bounded memory: 'auto' (tiles of 128 px above 512×768 = 393,216 pixels), 'off', or a tile size in pixels (multiple of 4)", parseTile, 'auto')
+    .option(
+      '--max-pixels <n>',
+      'refuse images with more pixels than this, before decoding (default 268402689)',
+      positiveInt('--max-pixels'),
+    )
+    .option(
+      '--tile <mode>',
+      "exact tiled inference, same result in bounded memory: 'auto' (tiles of 128 px above 512×768 = 393,216 pixels), 'off', or a tile size in pixels (multiple of 4)",
+      parseTile,
+      'auto',
+    )
     .option('--threads <n>', 'CPU threads for the generator (default: all cores)', positiveInt('--threads'))
-    .addOption(new Option('--device <device>', 'cpu, or cuda when the installed onnxruntime has the CUDA provider').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(
+      new Option('--device <device>', 'cpu, or cuda when the installed onnxruntime has the CUDA provider')
+        .choices(['cpu', 'cuda'])
+        .default('cpu'),
+    )
     .option('--offline', 'never download; fail with instructions if the model is not cached', false)
     .addOption(jsonOption())
     .action((inputs: string[], opts: Record<string, unknown>) =>
@@ -117,7 +137,10 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .requiredOption('--onnx <file>', 'the .onnx file to write (atomically)')
     .option('--opset <n>', 'ONNX opset, 17 to 23', positiveInt('--opset'), 17)
     .addOption(
-      new Option('--upsample <mode>', "how the x2 upsamplers are written: the reference's transposed blur conv, or Resize (bilinear, equal to it)")
+      new Option(
+        '--upsample <mode>',
+        "how the x2 upsamplers are written: the reference's transposed blur conv, or Resize (bilinear, equal to it)",
+      )
         .choices(['conv-transpose', 'resize'])
         .default('conv-transpose'),
     )
@@ -157,19 +180,26 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
         'writes run.json, options.txt, events.ndjson, samples/, report.html and checkpoints/ into --out',
     )
     .requiredOption('--unpaired <dir>', 'unaligned dataset: <dir>/trainA (photos) and <dir>/trainB (anime frames)')
-    .requiredOption('--paired <dir|manifest>', 'pseudo pairs: <dir>/trainA and <dir>/trainB with the same file names, or a scenimefy-dataset manifest .json')
+    .requiredOption(
+      '--paired <dir|manifest>',
+      'pseudo pairs: <dir>/trainA and <dir>/trainB with the same file names, or a scenimefy-dataset manifest .json',
+    )
     .requiredOption('--out <run>', 'the run folder (a new one, or the run to continue with --resume)')
-    .option('--vgg-weights <file>', 'VGG-19 weights for --lambda-vgg (torchvision vgg19-dcbb9e9d.pth or a safetensors copy; default: the cached vgg19 model)')
+    .option(
+      '--vgg-weights <file>',
+      'VGG-19 weights for --lambda-vgg (torchvision vgg19-dcbb9e9d.pth or a safetensors copy; default: the cached vgg19 model)',
+    )
     .option('--offline', 'never download (the VGG-19 weights must then be cached or given)', false)
-    .option('--resume', 'continue the run in --out from its newest checkpoint, with the options it was started with (only --max-iterations may change)', false)
+    .option(
+      '--resume',
+      'continue the run in --out from its newest checkpoint, with the options it was started with (only --max-iterations may change)',
+      false,
+    )
     .addOption(
-      new Option('--backend <name>', 'TF.js backend (default: the fastest installed; training needs tfjs-node for reference speed)').choices([
-        'auto',
-        'tfjs-node-gpu',
-        'tfjs-node',
-        'wasm',
-        'cpu',
-      ]),
+      new Option(
+        '--backend <name>',
+        'TF.js backend (default: the fastest installed; training needs tfjs-node for reference speed)',
+      ).choices(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']),
     )
     .addOption(jsonOption());
   for (const option of trainOptions()) train.addOption(option);

@@ -16,8 +16,32 @@ const built = existsSync(path.resolve(__dirname, '..', 'dist', 'cli.js'));
 const hasNode = availableBackends().some((b) => b.candidate === 'tfjs-node');
 
 const TINY = [
-  '--ngf', '8', '--ndf', '8', '--netf-nc', '16', '--num-patches', '16', '--load-size', '32', '--crop-size', '32',
-  '--n-epochs', '3', '--n-epochs-decay', '0', '--save-every', '1', '--keep', '2', '--sample-every', '0', '--log-every', '1', '--backend', 'tfjs-node',
+  '--ngf',
+  '8',
+  '--ndf',
+  '8',
+  '--netf-nc',
+  '16',
+  '--num-patches',
+  '16',
+  '--load-size',
+  '32',
+  '--crop-size',
+  '32',
+  '--n-epochs',
+  '3',
+  '--n-epochs-decay',
+  '0',
+  '--save-every',
+  '1',
+  '--keep',
+  '2',
+  '--sample-every',
+  '0',
+  '--log-every',
+  '1',
+  '--backend',
+  'tfjs-node',
 ];
 
 /** Starts training and SIGKILLs it `delayMs` after its `checkpoints`-th checkpoint event; resolves to that event's iteration. */
@@ -64,7 +88,11 @@ function trainAndKill(args: string[], checkpoints: number, delayMs: number): Pro
     const { tf } = await loadTf({ prefer: 'tfjs-node', require: true });
     // Kill right after a checkpoint event (the next save is starting) and a little later (mid-step or mid-save).
     let killedAt = await trainAndKill([...base, ...TINY], 2, 0);
-    for (const [checkpoints, delay] of [[1, 0], [2, 15], [1, 40]] as const) {
+    for (const [checkpoints, delay] of [
+      [1, 0],
+      [2, 15],
+      [1, 40],
+    ] as const) {
       const newest = await latestCheckpoint(run);
       expect(newest).toBeDefined();
       const loaded = await loadTrainingCheckpoint(tf, newest as string);

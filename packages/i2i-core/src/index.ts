@@ -79,10 +79,26 @@ export type { HdceLoss, HdceOptions } from './losses/hdce';
 export { IMAGENET_MEAN, IMAGENET_STD, VGG_INPUT_MAPPINGS, vggInputImage, vggPerceptualLoss } from './losses/vgg-perceptual';
 export type { VggInputMapping, VggPerceptualOptions } from './losses/vgg-perceptual';
 
-export { createPatchDiscriminator, discriminatorOutputSize, discriminatorStateDictSpec, inferDiscriminatorConfig } from './networks/discriminator';
-export type { DiscriminatorInitOptions, PatchDiscriminator, PatchDiscriminatorConfig, PatchDiscriminatorOptions } from './networks/discriminator';
+export {
+  createPatchDiscriminator,
+  discriminatorOutputSize,
+  discriminatorStateDictSpec,
+  inferDiscriminatorConfig,
+} from './networks/discriminator';
+export type {
+  DiscriminatorInitOptions,
+  PatchDiscriminator,
+  PatchDiscriminatorConfig,
+  PatchDiscriminatorOptions,
+} from './networks/discriminator';
 export { DEFAULT_NUM_PATCHES, DEFAULT_PATCH_NC, PATCH_NORM_EPS, createPatchSampleF, gatherPatchRows } from './networks/patch-sample';
-export type { PatchIdRngState, PatchSampleCallOptions, PatchSampleF, PatchSampleFOptions, PatchSampleResult } from './networks/patch-sample';
+export type {
+  PatchIdRngState,
+  PatchSampleCallOptions,
+  PatchSampleF,
+  PatchSampleFOptions,
+  PatchSampleResult,
+} from './networks/patch-sample';
 export {
   VGG19_CONV_LAYERS,
   VGG19_FEATURE_CHANNELS,
@@ -95,7 +111,14 @@ export {
 export type { Vgg19FeatureTaps, Vgg19Features, Vgg19PoolTap } from './networks/vgg19';
 
 export { AlignedDataset, DEFAULT_CROP_SIZE, DEFAULT_DATA_SEED, DEFAULT_LOAD_SIZE, UnalignedDataset } from './train/data';
-export type { AlignedDatasetOptions, DataRngState, DataSample, DatasetLoadOptions, TransformOptions, UnalignedDatasetOptions } from './train/data';
+export type {
+  AlignedDatasetOptions,
+  DataRngState,
+  DataSample,
+  DatasetLoadOptions,
+  TransformOptions,
+  UnalignedDatasetOptions,
+} from './train/data';
 export { SeededRng, isRngWords } from './seeded-rng';
 export type { RngWords } from './seeded-rng';
 export { ADAM_DEFAULTS, Adam } from './train/adam';
@@ -124,10 +147,23 @@ export { TrainEventLog, iterateTrainEvents, readTrainEvents, serializeTrainEvent
 export type { TrainEvent, TrainEventLogOptions, TrainEventStatus, TrainEventType } from './train/events';
 export { writeSampleGrid } from './train/sample-grid';
 export type { SampleGridImage, SampleGridOptions, SampleGridResult, SampleGridRow } from './train/sample-grid';
-export { DEFAULT_MAX_POINTS_PER_SERIES, DEFAULT_MAX_REPORT_SAMPLES, escapeHtml, renderTrainingReport, writeTrainingReport } from './train/report';
+export {
+  DEFAULT_MAX_POINTS_PER_SERIES,
+  DEFAULT_MAX_REPORT_SAMPLES,
+  escapeHtml,
+  renderTrainingReport,
+  writeTrainingReport,
+} from './train/report';
 export type { TrainingReportInput, TrainingReportOptions, TrainingReportStatus } from './train/report';
 
-export { TRAIN_DEFAULTS, TRAIN_RUN_DEFAULTS, formatTrainOptions, nonDefaultOptions, pickSemiCutOptions, resolvedTrainOptions } from './train/train-options';
+export {
+  TRAIN_DEFAULTS,
+  TRAIN_RUN_DEFAULTS,
+  formatTrainOptions,
+  nonDefaultOptions,
+  pickSemiCutOptions,
+  resolvedTrainOptions,
+} from './train/train-options';
 export type { TrainOptions, TrainRunSettings } from './train/train-options';
 export { RUN_FILES, trainSemiCut } from './train/trainer';
 export type { TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';

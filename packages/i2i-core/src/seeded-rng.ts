@@ -35,7 +35,8 @@ export class SeededRng {
   private s: RngWords;
 
   constructor(words: readonly number[]) {
-    if (!isRngWords([...words])) throw new UsageError(`SeededRng: state must be four uint32 words, not all 0, got ${JSON.stringify(words)}`);
+    if (!isRngWords([...words]))
+      throw new UsageError(`SeededRng: state must be four uint32 words, not all 0, got ${JSON.stringify(words)}`);
     this.s = [words[0]!, words[1]!, words[2]!, words[3]!];
   }
 
@@ -53,7 +54,8 @@ export class SeededRng {
   }
 
   setState(words: readonly number[]): void {
-    if (!isRngWords([...words])) throw new UsageError(`SeededRng.setState: expected four uint32 words, not all 0, got ${JSON.stringify(words)}`);
+    if (!isRngWords([...words]))
+      throw new UsageError(`SeededRng.setState: expected four uint32 words, not all 0, got ${JSON.stringify(words)}`);
     this.s = [words[0]!, words[1]!, words[2]!, words[3]!];
   }
 

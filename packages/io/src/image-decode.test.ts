@@ -118,7 +118,10 @@ describe('decodeImage: formats', () => {
   });
 
   it('expands greyscale and palette PNGs to RGB', async () => {
-    const grey = await raw(Buffer.from([0, 50, 100, 255]), 2, 2, 1).toColourspace('b-w').png().toBuffer();
+    const grey = await raw(Buffer.from([0, 50, 100, 255]), 2, 2, 1)
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
     const g = await decodeImage(grey);
     expect(g.source).toMatchObject({ channels: 1, space: 'b-w' });
     expect(Array.from(g.data)).toEqual([0, 0, 0, 50, 50, 50, 100, 100, 100, 255, 255, 255]);
@@ -170,7 +173,9 @@ describe('decodeImage: formats', () => {
   });
 
   it('decodes a 1×1 image given as a Uint8Array view into a larger buffer', async () => {
-    const png = await raw(Buffer.from([1, 2, 3]), 1, 1, 3).png().toBuffer();
+    const png = await raw(Buffer.from([1, 2, 3]), 1, 1, 3)
+      .png()
+      .toBuffer();
     const backing = new Uint8Array(png.length + 10);
     backing.set(png, 5);
     const img = await decodeImage(backing.subarray(5, 5 + png.length));
@@ -273,8 +278,7 @@ describe('decodeImage: files and failures', () => {
   it('names BMP as unsupported (sharp has no BMP decoder)', async () => {
     // 1×1 24-bit BMP: 14-byte file header, 40-byte BITMAPINFOHEADER, one padded pixel row.
     const bmp = Buffer.from(
-      '424d3a000000000000003600000028000000010000000100000001001800000000000400000013' +
-        '0b0000130b00000000000000000000ff000000',
+      '424d3a000000000000003600000028000000010000000100000001001800000000000400000013' + '0b0000130b00000000000000000000ff000000',
       'hex',
     );
     const err = await errorOf(decodeImage(bmp, { file: 'scan.bmp' }));
@@ -294,14 +298,18 @@ describe('decodeImage: files and failures', () => {
     // Same construction at 300×200: over a lowered limit it is the limit that fails; within it, the decode does.
     const small = pngWithHeader(300, 200, deflateSync(Buffer.alloc(16)));
     const limited = await errorOf(decodeImage(small, { file: 'short.png', maxPixels: 59_999 }));
-    expect(limited.message).toBe('short.png: 300×200 pixels exceeds the decode limit of 59999 pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it');
+    expect(limited.message).toBe(
+      'short.png: 300×200 pixels exceeds the decode limit of 59999 pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it',
+    );
     const decoded = await errorOf(decodeImage(small, { file: 'short.png', maxPixels: 60_000 }));
     expect(decoded).toBeInstanceOf(InputError);
     expect(decoded.message).toMatch(/^short\.png: not a decodable image \(truncated or corrupt PNG data\)$/);
   });
 
   it('refuses bad options with UsageError', async () => {
-    const png = await raw(Buffer.from([1, 2, 3]), 1, 1, 3).png().toBuffer();
+    const png = await raw(Buffer.from([1, 2, 3]), 1, 1, 3)
+      .png()
+      .toBuffer();
     await expect(decodeImage(png, { maxPixels: 0 })).rejects.toThrow(UsageError);
     await expect(decodeImage(png, { orientation: 'auto' as 'exif' })).rejects.toThrow(UsageError);
     await expect(decodeImage(png, { alpha: { flatten: 'not-a-colour' } })).rejects.toThrow(UsageError);

@@ -84,9 +84,7 @@ function decodeFailureReason(message: string, format: string | undefined): strin
   const label = format !== undefined ? (FORMAT_LABEL[format] ?? format.toUpperCase()) : undefined;
   if (/Input (Buffer|file) is empty/i.test(message)) return 'empty file';
   if (/unsupported image format/i.test(message)) {
-    return label !== undefined
-      ? `corrupt ${label} data`
-      : `unrecognised format; supported: ${SUPPORTED_LIST}`;
+    return label !== undefined ? `corrupt ${label} data` : `unrecognised format; supported: ${SUPPORTED_LIST}`;
   }
   if (/premature end|truncat|unexpected end|end of (file|stream|data)|short read/i.test(message)) {
     return `truncated ${label ?? 'image'} data`;

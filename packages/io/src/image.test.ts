@@ -83,8 +83,18 @@ describe('resizeImage', () => {
   it('returns a copy for an unchanged size and carries `source` over', () => {
     const img = rampImage(5, 4);
     const source = {
-      file: 'a.png', format: 'png', width: 5, height: 4, channels: 3, hasAlpha: false, orientation: 1,
-      orientationApplied: false, space: 'srgb', depth: 'uchar', hasIccProfile: false, iccProfileApplied: false,
+      file: 'a.png',
+      format: 'png',
+      width: 5,
+      height: 4,
+      channels: 3,
+      hasAlpha: false,
+      orientation: 1,
+      orientationApplied: false,
+      space: 'srgb',
+      depth: 'uchar',
+      hasIccProfile: false,
+      iccProfileApplied: false,
     };
     const same = resizeImage({ ...img, source }, 5, 4);
     expect(same.data).not.toBe(img.data);

@@ -96,11 +96,7 @@ export interface TensorToImageOptions {
  * `(y + 1) / 2 * 255` in float32 and truncated to uint8. A 1-channel tensor is tiled to RGB, as the reference does.
  * Throws NumericError on NaN (the reference would write undefined bytes) and ContractError on a bad shape.
  */
-export function tensorToImage(
-  data: Float32Array,
-  shape: readonly number[],
-  options: TensorToImageOptions = {},
-): RgbImage {
+export function tensorToImage(data: Float32Array, shape: readonly number[], options: TensorToImageOptions = {}): RgbImage {
   if (shape.length !== 3 && shape.length !== 4) {
     throw new ContractError(`tensorToImage: expected shape [N,C,H,W] or [C,H,W], got [${shape.join(',')}]`, { field: 'shape' });
   }

@@ -57,10 +57,7 @@ function allDtypeTensors(): TensorMap {
     ['scalar', tensor('F32', [], new Float32Array([2.5]))],
     ['i32', tensor('I32', [3, 1], new Int32Array([7, -2147483648, 2147483647]))],
     ['bf16', tensor('BF16', [9], new Uint16Array([0x3f80, 0xc040, 0x7f7f, 0x0001, 0x0080, 0x8000, 0x7f80, 0xff80, 0x7fc0]))],
-    [
-      'f16',
-      tensor('F16', [10], new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x0400, 0x8000, 0x7c00, 0xfc00, 0x7e00])),
-    ],
+    ['f16', tensor('F16', [10], new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x0400, 0x8000, 0x7c00, 0xfc00, 0x7e00]))],
     ['i16', tensor('I16', [3], new Int16Array([-32768, 32767, 5]))],
     ['i8', tensor('I8', [3], new Int8Array([-128, 127, 0]))],
     ['u8', tensor('U8', [5], new Uint8Array([0, 255, 17, 3, 9]))],
@@ -312,7 +309,9 @@ describe('integer conversions', () => {
     expect([...tensorToBigInt64(tensor('I8', [2], new Int8Array([-128, 1])))]).toEqual([-128n, 1n]);
     for (const dtype of ['F32', 'F16', 'BF16', 'F64'] as const) {
       const t = tensor(dtype, [0], new Uint8Array(0));
-      expect(errorOf(() => tensorToInt32(t)).message).toBe(`cannot read a ${dtype} tensor as int32 without rounding; expected an integer dtype`);
+      expect(errorOf(() => tensorToInt32(t)).message).toBe(
+        `cannot read a ${dtype} tensor as int32 without rounding; expected an integer dtype`,
+      );
       expect(errorOf(() => tensorToBigInt64(t))).toBeInstanceOf(ModelFormatError);
     }
   });
@@ -406,7 +405,10 @@ describe('malformed files', () => {
   });
 
   it('data_offsets outside the data section', () => {
-    expectFormatError(fileWith(`{${t('w', 'U8', [32], [0, 32])}}`, data16), 'tensor "w" data_offsets [0, 32] lie outside the data section of 16 bytes');
+    expectFormatError(
+      fileWith(`{${t('w', 'U8', [32], [0, 32])}}`, data16),
+      'tensor "w" data_offsets [0, 32] lie outside the data section of 16 bytes',
+    );
   });
 
   it('a byte span that does not match numel times the dtype size', () => {
@@ -428,7 +430,10 @@ describe('malformed files', () => {
       fileWith(`{${t('a', 'U8', [4], [0, 4])},${t('b', 'U8', [8], [8, 16])}}`, data16),
       'bytes [4, 8) of the data section belong to no tensor (gap before "b")',
     );
-    expectFormatError(fileWith(`{${t('b', 'U8', [8], [8, 16])}}`, data16), 'bytes [0, 8) of the data section belong to no tensor (gap before "b")');
+    expectFormatError(
+      fileWith(`{${t('b', 'U8', [8], [8, 16])}}`, data16),
+      'bytes [0, 8) of the data section belong to no tensor (gap before "b")',
+    );
     expectFormatError(
       fileWith(`{${t('a', 'U8', [12], [0, 12])}}`, data16),
       'the data section has 4 bytes after the last tensor (tensors cover 12 of 16)',
@@ -441,10 +446,7 @@ describe('malformed files', () => {
   });
 
   it('duplicate keys at any level', () => {
-    expectFormatError(
-      fileWith(`{${t('a', 'U8', [8], [0, 8])},${t('a', 'U8', [8], [8, 16])}}`, data16),
-      'duplicate key "a" in the header',
-    );
+    expectFormatError(fileWith(`{${t('a', 'U8', [8], [0, 8])},${t('a', 'U8', [8], [8, 16])}}`, data16), 'duplicate key "a" in the header');
     expectFormatError(
       fileWith('{"w":{"dtype":"U8","dtype":"I8","shape":[16],"data_offsets":[0,16]}}', data16),
       'duplicate key "dtype" in tensor "w"',
@@ -465,10 +467,23 @@ describe('write errors', () => {
   it('refuses inconsistent tensors, duplicate or reserved names and non-string metadata', () => {
     const good = float32Tensor([1], new Float32Array([1]));
     const cases: [() => unknown, string][] = [
-      [() => serializeSafetensors([['w', { dtype: 'F32', shape: [2], bytes: new Uint8Array(4) }]]), 'tensor "w" holds 4 bytes but F32 shape [2] needs 8'],
-      [() => serializeSafetensors([['w', good], ['w', good]]), 'duplicate tensor name "w"'],
+      [
+        () => serializeSafetensors([['w', { dtype: 'F32', shape: [2], bytes: new Uint8Array(4) }]]),
+        'tensor "w" holds 4 bytes but F32 shape [2] needs 8',
+      ],
+      [
+        () =>
+          serializeSafetensors([
+            ['w', good],
+            ['w', good],
+          ]),
+        'duplicate tensor name "w"',
+      ],
       [() => serializeSafetensors([['__metadata__', good]]), '__metadata__ is reserved and cannot name a tensor'],
-      [() => serializeSafetensors([['w', { ...good, dtype: 'U16' as DType }]]), 'tensor "w" has unsupported dtype "U16" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)'],
+      [
+        () => serializeSafetensors([['w', { ...good, dtype: 'U16' as DType }]]),
+        'tensor "w" has unsupported dtype "U16" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)',
+      ],
       [() => serializeSafetensors([['w', { ...good, shape: [1.5] }]]), 'tensor "w" shape must be non-negative integers, got [1.5]'],
       [() => serializeSafetensors([['w', good]], { n: 1 as unknown as string }), '__metadata__.n must be a string, got number 1'],
     ];

@@ -45,11 +45,7 @@ const IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * Parse a safetensors file held in memory. `file` names it in error messages.
  * Throws ModelFormatError (one line naming `file` and the problem) for any malformed input.
  */
-export function parseSafetensors(
-  bytes: Uint8Array,
-  file = '<buffer>',
-  options: SafetensorsReadOptions = {},
-): SafetensorsContents {
+export function parseSafetensors(bytes: Uint8Array, file = '<buffer>', options: SafetensorsReadOptions = {}): SafetensorsContents {
   const fail = (problem: string): never => {
     throw new ModelFormatError(`invalid safetensors file: ${problem}`, { file });
   };
@@ -135,7 +131,9 @@ export function parseSafetensors(
     }
     const needed = numel(shape as number[]) * DTYPE_BYTES[dtype as DType];
     if (end - begin !== needed) {
-      fail(`${where} data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} shape [${(shape as number[]).join(', ')}] needs ${needed}`);
+      fail(
+        `${where} data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} shape [${(shape as number[]).join(', ')}] needs ${needed}`,
+      );
     }
     entries.push({ name, dtype: dtype as DType, shape: shape as number[], begin, end });
   }

@@ -64,7 +64,7 @@ describe('describeBackend', () => {
         version: '4.22.0',
         threads: 2,
         details: [],
-      })
+      }),
     ).toBe('tensorflow (tfjs-node 4.22.0, 2 threads)');
     expect(
       describeBackend({
@@ -73,7 +73,7 @@ describe('describeBackend', () => {
         version: '4.22.0',
         threads: 1,
         details: ['SIMD'],
-      })
+      }),
     ).toBe('wasm (tfjs-backend-wasm 4.22.0, SIMD, 1 thread)');
   });
 });
@@ -161,9 +161,7 @@ describe('loadTf', () => {
           const w = tf.tensor4d(pseudoRandom(3 * 3 * 2 * 4, 4), [3, 3, 2, 4]);
           const target = tf.tensor4d(pseudoRandom(6 * 7 * 4, 5), [1, 6, 7, 4]);
           const loss = (input: import('@tensorflow/tfjs-core').Tensor) =>
-            tf.mean(
-              tf.square(tf.sub(tf.conv2d(input as import('@tensorflow/tfjs-core').Tensor4D, w, 1, 'same'), target))
-            );
+            tf.mean(tf.square(tf.sub(tf.conv2d(input as import('@tensorflow/tfjs-core').Tensor4D, w, 1, 'same'), target)));
           return tf.grad(loss)(x);
         })
         .dataSync() as Float32Array;
@@ -184,12 +182,12 @@ describe('loadTf', () => {
       const attempt = loadTf({ prefer: 'tfjs-node-gpu', require: true });
       await expect(attempt).rejects.toThrow(BackendError);
       await expect(attempt).rejects.toThrow(
-        /@tensorflow\/tfjs-node-gpu\) is unavailable: not installed; to install it, .*npm install @tensorflow\/tfjs-node-gpu@4\.22\.0.*npm run setup:tfjs-node/
+        /@tensorflow\/tfjs-node-gpu\) is unavailable: not installed; to install it, .*npm install @tensorflow\/tfjs-node-gpu@4\.22\.0.*npm run setup:tfjs-node/,
       );
     }
     if (!hasTfjsNode) {
       await expect(loadTf({ prefer: 'tfjs-node', require: true })).rejects.toThrow(
-        /backend tfjs-node \(@tensorflow\/tfjs-node\) is unavailable: not installed; to install it, run `npm run setup:tfjs-node`/
+        /backend tfjs-node \(@tensorflow\/tfjs-node\) is unavailable: not installed; to install it, run `npm run setup:tfjs-node`/,
       );
     }
     // A failed request leaves the process on the backend it had.

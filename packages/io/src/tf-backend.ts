@@ -19,12 +19,7 @@ export type BackendPreference = 'auto' | BackendCandidate;
 export type TfBackendName = 'tensorflow' | 'wasm' | 'cpu';
 
 /** Candidates in the order `prefer: 'auto'` tries them: fastest first. */
-export const BACKEND_CANDIDATES: readonly BackendCandidate[] = Object.freeze([
-  'tfjs-node-gpu',
-  'tfjs-node',
-  'wasm',
-  'cpu',
-]);
+export const BACKEND_CANDIDATES: readonly BackendCandidate[] = Object.freeze(['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']);
 
 /** The environment variable that chooses the backend when `loadTf` is given no `prefer`. */
 export const BACKEND_ENV_VAR = 'SCENIMEFY_TF_BACKEND';
@@ -134,8 +129,8 @@ async function loadTfNow(options: LoadTfOptions): Promise<TfLoadResult> {
     preference === 'auto'
       ? [...BACKEND_CANDIDATES]
       : strict
-      ? [preference]
-      : [preference, ...BACKEND_CANDIDATES.filter((c) => c !== preference)];
+        ? [preference]
+        : [preference, ...BACKEND_CANDIDATES.filter((c) => c !== preference)];
   const skipped: SkippedBackend[] = [];
 
   for (const candidate of order) {
@@ -145,7 +140,7 @@ async function loadTfNow(options: LoadTfOptions): Promise<TfLoadResult> {
       log(`tf backend: ${candidate} skipped: ${preparation.reason}`);
       if (strict) {
         throw new BackendError(
-          `backend ${candidate} (${PACKAGE_OF[candidate]}) is unavailable: ${preparation.reason}; to install it, ${INSTALL_HINT[candidate]}`
+          `backend ${candidate} (${PACKAGE_OF[candidate]}) is unavailable: ${preparation.reason}; to install it, ${INSTALL_HINT[candidate]}`,
         );
       }
       continue;
@@ -175,26 +170,20 @@ async function loadTfNow(options: LoadTfOptions): Promise<TfLoadResult> {
     return current;
   }
   // cpu ships with @scenimefy/io, so this means the install itself is broken.
-  throw new BackendError(
-    `no TensorFlow.js backend could be initialised: ${skipped.map((s) => `${s.candidate}: ${s.reason}`).join('; ')}`
-  );
+  throw new BackendError(`no TensorFlow.js backend could be initialised: ${skipped.map((s) => `${s.candidate}: ${s.reason}`).join('; ')}`);
 }
 
 function resolvePreference(prefer: BackendPreference | undefined): { preference: BackendPreference; source: string } {
   if (prefer !== undefined) {
     if (!isPreference(prefer)) {
-      throw new UsageError(
-        `loadTf: unknown backend "${String(prefer)}"; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`
-      );
+      throw new UsageError(`loadTf: unknown backend "${String(prefer)}"; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
     }
     return { preference: prefer, source: `prefer: '${prefer}'` };
   }
   const fromEnv = process.env[BACKEND_ENV_VAR];
   if (fromEnv !== undefined && fromEnv !== '') {
     if (!isPreference(fromEnv)) {
-      throw new UsageError(
-        `${BACKEND_ENV_VAR}=${fromEnv} is not a backend; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`
-      );
+      throw new UsageError(`${BACKEND_ENV_VAR}=${fromEnv} is not a backend; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
     }
     return { preference: fromEnv, source: `${BACKEND_ENV_VAR}=${fromEnv}` };
   }
@@ -205,28 +194,21 @@ function isPreference(value: string): value is BackendPreference {
   return value === 'auto' || (BACKEND_CANDIDATES as readonly string[]).includes(value);
 }
 
-function choiceReason(
-  preference: BackendPreference,
-  source: string,
-  chosen: BackendCandidate,
-  skipped: SkippedBackend[]
-): string {
+function choiceReason(preference: BackendPreference, source: string, chosen: BackendCandidate, skipped: SkippedBackend[]): string {
   if (preference === chosen) return `requested by ${source}`;
   const order = BACKEND_CANDIDATES.join(' → ');
   if (preference === 'auto') {
     return skipped.length === 0 ? `fastest of ${order}` : `first working of ${order}`;
   }
   const own = skipped.find((s) => s.candidate === preference);
-  return `${preference} (${source}) unavailable: ${
-    own?.reason ?? 'unknown'
-  }; fell back to the first working of ${order}`;
+  return `${preference} (${source}) unavailable: ${own?.reason ?? 'unknown'}; fell back to the first working of ${order}`;
 }
 
 function prepare(candidate: BackendCandidate, tf: Tf, options: LoadTfOptions): Promise<Preparation> {
   let preparation = preparations.get(candidate);
   if (preparation === undefined) {
     preparation = prepareOnce(candidate, tf, options).catch(
-      (error: unknown): Preparation => ({ ok: false, reason: `backend init failed: ${firstLine(error)}` })
+      (error: unknown): Preparation => ({ ok: false, reason: `backend init failed: ${firstLine(error)}` }),
     );
     preparations.set(candidate, preparation);
   }
@@ -300,11 +282,7 @@ async function prepareWasm(tf: Tf, installed: InstalledBackend, wasmThreads: num
   const threaded = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) === true;
   const binary = path.join(
     distDir,
-    simd && threaded
-      ? 'tfjs-backend-wasm-threaded-simd.wasm'
-      : simd
-      ? 'tfjs-backend-wasm-simd.wasm'
-      : 'tfjs-backend-wasm.wasm'
+    simd && threaded ? 'tfjs-backend-wasm-threaded-simd.wasm' : simd ? 'tfjs-backend-wasm-simd.wasm' : 'tfjs-backend-wasm.wasm',
   );
   if (!fs.existsSync(binary)) return { ok: false, reason: `backend init failed: ${binary} is missing` };
   if (tf.engine().registry.wasm === undefined) {
@@ -320,7 +298,7 @@ async function prepareWasm(tf: Tf, installed: InstalledBackend, wasmThreads: num
     notes.push(
       tf.env().getBool('IS_NODE')
         ? `single-threaded: tfjs-backend-wasm ${installed.version} turns its thread pool off in Node${ignored}`
-        : `single-threaded: this runtime lacks wasm threads or cross-origin isolation${ignored}`
+        : `single-threaded: this runtime lacks wasm threads or cross-origin isolation${ignored}`,
     );
   }
   if (!simd) notes.push('no wasm SIMD in this runtime');
@@ -433,9 +411,7 @@ export function availableBackends(): InstalledBackend[] {
 }
 
 /** One line for run logs, e.g. "tensorflow (tfjs-node 4.22.0, TensorFlow 2.21.0, 2 threads)". */
-export function describeBackend(
-  result: Pick<TfLoadResult, 'backend' | 'package' | 'version' | 'threads' | 'details'>
-): string {
+export function describeBackend(result: Pick<TfLoadResult, 'backend' | 'package' | 'version' | 'threads' | 'details'>): string {
   const name = result.package.replace(/^@tensorflow\//, '');
   const threads = `${result.threads} thread${result.threads === 1 ? '' : 's'}`;
   return `${result.backend} (${[`${name} ${result.version}`, ...result.details, threads].join(', ')})`;
@@ -446,7 +422,7 @@ function firstLine(error: unknown): string {
     error instanceof Error
       ? error.message
       : typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string'
-      ? (error as { message: string }).message
-      : String(error);
+        ? (error as { message: string }).message
+        : String(error);
   return message.trim().split('\n')[0]?.trim() ?? '';
 }

@@ -16,9 +16,13 @@ interface SidecarEntry {
 
 const DTYPES: Record<string, DType> = { float32: 'F32', float64: 'F64', float16: 'F16', int64: 'I64' };
 const readJson = async <T>(...parts: string[]): Promise<T> => JSON.parse(await fsp.readFile(referenceFixturePath(...parts), 'utf8')) as T;
-const sha256 = async (file: string): Promise<string> => createHash('sha256').update(await fsp.readFile(file)).digest('hex');
+const sha256 = async (file: string): Promise<string> =>
+  createHash('sha256')
+    .update(await fsp.readFile(file))
+    .digest('hex');
 const float32s = (t: TensorData): Float32Array => new Float32Array(new Uint8Array(t.bytes).buffer);
-const sameBytes = (a: TensorData, b: TensorData): boolean => Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength).equals(b.bytes);
+const sameBytes = (a: TensorData, b: TensorData): boolean =>
+  Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength).equals(b.bytes);
 
 /** Keys in order, shapes and dtypes exactly as the sidecar lists them, and byte lengths to match. */
 function expectStateDictMatches(sd: TensorMap, entries: readonly SidecarEntry[]): void {
@@ -56,7 +60,10 @@ async function expectFilesMatchSidecar(files: Record<string, { bytes: number; sh
 
 describeIfFixture(['i2i/netG-ngf16.pth', 'i2i/netG-ngf16.legacy.pth', 'i2i/netG-ngf16.json'], 'i2i ngf16 generator: zip and legacy', () => {
   it('both files load with the sidecar keys, order, shapes and dtypes, and byte-identical tensors', async () => {
-    const sidecar = await readJson<{ files: Record<string, { bytes: number; sha256: string }>; state_dict: SidecarEntry[] }>('i2i', 'netG-ngf16.json');
+    const sidecar = await readJson<{ files: Record<string, { bytes: number; sha256: string }>; state_dict: SidecarEntry[] }>(
+      'i2i',
+      'netG-ngf16.json',
+    );
     await expectFilesMatchSidecar(sidecar.files);
     const zip = await readTorchStateDict(referenceFixturePath('i2i', 'netG-ngf16.pth'));
     const legacy = await readTorchStateDict(referenceFixturePath('i2i', 'netG-ngf16.legacy.pth'));
@@ -99,7 +106,10 @@ describeIfFixture(['i2i/train-netF-init.pth', 'i2i/train-netFs-init.pth', 'i2i/t
     const train = await readJson<{ weights_after_step: Record<string, { tensors: Record<string, TensorRecord> }> }>('i2i', 'train.json');
     const records = train.weights_after_step[net]!.tensors;
     const sd = await readTorchStateDict(referenceFixturePath('i2i', pth));
-    expectStateDictMatches(sd, Object.entries(records).map(([key, r]) => ({ key, shape: r.shape })));
+    expectStateDictMatches(
+      sd,
+      Object.entries(records).map(([key, r]) => ({ key, shape: r.shape })),
+    );
     for (const [key, r] of Object.entries(records)) {
       const init = float32s(sd.get(key)!).subarray(0, 8);
       // init + delta = after in float32, so init = after − delta within one float32 rounding of `after` (≤ 1e-9 here).
@@ -110,89 +120,105 @@ describeIfFixture(['i2i/train-netF-init.pth', 'i2i/train-netFs-init.pth', 'i2i/t
   });
 });
 
-describeIfFixture(['stylegan2/000100.pt', 'stylegan2/checkpoint.json', 'stylegan2/g_ema.safetensors', 'stylegan2/d.safetensors'], 'stylegan2 training checkpoint', () => {
-  interface CheckpointJson {
-    sha256: string;
-    top_level_keys: string[];
-    g_ema_keys: SidecarEntry[];
-    d_keys: SidecarEntry[];
-    g_keys_equal_g_ema_keys: boolean;
-    g_optim_param_index_to_name: string[];
-    d_optim_param_index_to_name: string[];
-    g_optim_state_indices: number[];
-    d_optim_state_count: number;
-    optim_state_entry_keys: string[];
-    g_optim_param_group: Record<string, unknown>;
-    d_optim_param_group: Record<string, unknown>;
-    args: Record<string, unknown>;
-    ada_aug_p: number;
-  }
-  let meta: CheckpointJson;
-  let ck: Map<string, unknown>;
-  const file = referenceFixturePath('stylegan2', '000100.pt');
-  beforeAll(async () => {
-    meta = await readJson<CheckpointJson>('stylegan2', 'checkpoint.json');
-    ck = (await readTorchCheckpoint(file)) as Map<string, unknown>;
-  });
-
-  it('is the recorded file, with the recorded top-level keys, args and ada_aug_p', async () => {
-    expect(await sha256(file)).toBe(meta.sha256);
-    expect([...ck.keys()]).toEqual(meta.top_level_keys);
-    expect(ck.get('args')).toEqual(meta.args);
-    expect(Object.getPrototypeOf(ck.get('args'))).toBe(Object.prototype);
-    expect(ck.get('ada_aug_p')).toBe(meta.ada_aug_p);
-  });
-
-  it.each([
-    ['g_ema', 'g_ema.safetensors'],
-    ['d', 'd.safetensors'],
-  ])('%s matches the sidecar and is byte-identical to %s', async (key, st) => {
-    const sd = await readTorchStateDict(file, { key });
-    expectStateDictMatches(sd, key === 'd' ? meta.d_keys : meta.g_ema_keys);
-    const { tensors } = await readSafetensors(referenceFixturePath('stylegan2', st));
-    expect([...tensors.keys()].sort()).toEqual([...sd.keys()].sort());
-    for (const [name, t] of sd) {
-      const ref = tensors.get(name)!;
-      expect({ name, shape: t.shape, dtype: t.dtype, identical: sameBytes(t, ref) }).toEqual({ name, shape: ref.shape, dtype: ref.dtype, identical: true });
+describeIfFixture(
+  ['stylegan2/000100.pt', 'stylegan2/checkpoint.json', 'stylegan2/g_ema.safetensors', 'stylegan2/d.safetensors'],
+  'stylegan2 training checkpoint',
+  () => {
+    interface CheckpointJson {
+      sha256: string;
+      top_level_keys: string[];
+      g_ema_keys: SidecarEntry[];
+      d_keys: SidecarEntry[];
+      g_keys_equal_g_ema_keys: boolean;
+      g_optim_param_index_to_name: string[];
+      d_optim_param_index_to_name: string[];
+      g_optim_state_indices: number[];
+      d_optim_state_count: number;
+      optim_state_entry_keys: string[];
+      g_optim_param_group: Record<string, unknown>;
+      d_optim_param_group: Record<string, unknown>;
+      args: Record<string, unknown>;
+      ada_aug_p: number;
     }
-  });
+    let meta: CheckpointJson;
+    let ck: Map<string, unknown>;
+    const file = referenceFixturePath('stylegan2', '000100.pt');
+    beforeAll(async () => {
+      meta = await readJson<CheckpointJson>('stylegan2', 'checkpoint.json');
+      ck = (await readTorchCheckpoint(file)) as Map<string, unknown>;
+    });
 
-  it('g has the g_ema keys and shapes', async () => {
-    expect(meta.g_keys_equal_g_ema_keys).toBe(true);
-    expectStateDictMatches(await readTorchStateDict(file, { key: 'g' }), meta.g_ema_keys);
-  });
+    it('is the recorded file, with the recorded top-level keys, args and ada_aug_p', async () => {
+      expect(await sha256(file)).toBe(meta.sha256);
+      expect([...ck.keys()]).toEqual(meta.top_level_keys);
+      expect(ck.get('args')).toEqual(meta.args);
+      expect(Object.getPrototypeOf(ck.get('args'))).toBe(Object.prototype);
+      expect(ck.get('ada_aug_p')).toBe(meta.ada_aug_p);
+    });
 
-  it.each([
-    ['g_optim', 'g'],
-    ['d_optim', 'd'],
-  ])('%s is an Adam state dict indexed by parameter position, with float32 scalar steps', (optimKey, netKey) => {
-    const optim = ck.get(optimKey) as Map<string, unknown>;
-    expect([...optim.keys()]).toEqual(['state', 'param_groups']);
-    const names = optimKey === 'g_optim' ? meta.g_optim_param_index_to_name : meta.d_optim_param_index_to_name;
-    const net = ck.get(netKey) as Map<string, TensorData>;
-    const state = optim.get('state') as Map<number, Map<string, TensorData>>;
-    const indices = [...state.keys()];
-    if (optimKey === 'g_optim') expect(indices).toEqual(meta.g_optim_state_indices);
-    else expect(indices).toHaveLength(meta.d_optim_state_count);
-    for (const [index, entry] of state) {
-      expect([...entry.keys()].sort()).toEqual(meta.optim_state_entry_keys);
-      const param = net.get(names[index]!)!;
-      expect({ index, avg: entry.get('exp_avg')!.shape, sq: entry.get('exp_avg_sq')!.shape }).toEqual({ index, avg: param.shape, sq: param.shape });
-      const step = entry.get('step')!;
-      expect({ dtype: step.dtype, shape: step.shape, value: float32s(step)[0] }).toEqual({ dtype: 'F32', shape: [], value: 1 });
-    }
-    const groups = optim.get('param_groups') as Map<string, unknown>[];
-    expect(groups).toHaveLength(1);
-    const recorded = optimKey === 'g_optim' ? meta.g_optim_param_group : meta.d_optim_param_group;
-    const group = Object.fromEntries(groups[0]!);
-    expect(group.params).toEqual(names.map((_, i) => i));
-    expect({ ...group, params: recorded.params }).toEqual(recorded);
-  });
-});
+    it.each([
+      ['g_ema', 'g_ema.safetensors'],
+      ['d', 'd.safetensors'],
+    ])('%s matches the sidecar and is byte-identical to %s', async (key, st) => {
+      const sd = await readTorchStateDict(file, { key });
+      expectStateDictMatches(sd, key === 'd' ? meta.d_keys : meta.g_ema_keys);
+      const { tensors } = await readSafetensors(referenceFixturePath('stylegan2', st));
+      expect([...tensors.keys()].sort()).toEqual([...sd.keys()].sort());
+      for (const [name, t] of sd) {
+        const ref = tensors.get(name)!;
+        expect({ name, shape: t.shape, dtype: t.dtype, identical: sameBytes(t, ref) }).toEqual({
+          name,
+          shape: ref.shape,
+          dtype: ref.dtype,
+          identical: true,
+        });
+      }
+    });
+
+    it('g has the g_ema keys and shapes', async () => {
+      expect(meta.g_keys_equal_g_ema_keys).toBe(true);
+      expectStateDictMatches(await readTorchStateDict(file, { key: 'g' }), meta.g_ema_keys);
+    });
+
+    it.each([
+      ['g_optim', 'g'],
+      ['d_optim', 'd'],
+    ])('%s is an Adam state dict indexed by parameter position, with float32 scalar steps', (optimKey, netKey) => {
+      const optim = ck.get(optimKey) as Map<string, unknown>;
+      expect([...optim.keys()]).toEqual(['state', 'param_groups']);
+      const names = optimKey === 'g_optim' ? meta.g_optim_param_index_to_name : meta.d_optim_param_index_to_name;
+      const net = ck.get(netKey) as Map<string, TensorData>;
+      const state = optim.get('state') as Map<number, Map<string, TensorData>>;
+      const indices = [...state.keys()];
+      if (optimKey === 'g_optim') expect(indices).toEqual(meta.g_optim_state_indices);
+      else expect(indices).toHaveLength(meta.d_optim_state_count);
+      for (const [index, entry] of state) {
+        expect([...entry.keys()].sort()).toEqual(meta.optim_state_entry_keys);
+        const param = net.get(names[index]!)!;
+        expect({ index, avg: entry.get('exp_avg')!.shape, sq: entry.get('exp_avg_sq')!.shape }).toEqual({
+          index,
+          avg: param.shape,
+          sq: param.shape,
+        });
+        const step = entry.get('step')!;
+        expect({ dtype: step.dtype, shape: step.shape, value: float32s(step)[0] }).toEqual({ dtype: 'F32', shape: [], value: 1 });
+      }
+      const groups = optim.get('param_groups') as Map<string, unknown>[];
+      expect(groups).toHaveLength(1);
+      const recorded = optimKey === 'g_optim' ? meta.g_optim_param_group : meta.d_optim_param_group;
+      const group = Object.fromEntries(groups[0]!);
+      expect(group.params).toEqual(names.map((_, i) => i));
+      expect({ ...group, params: recorded.params }).toEqual(recorded);
+    });
+  },
+);
 
 describeIfFixture(['i2i/netG-ngf64.pth', 'i2i/netG-ngf64.json'], 'i2i full-size generator (45 MB)', () => {
   it('loads with the sidecar keys and shapes, holding the file once in memory', async () => {
-    const sidecar = await readJson<{ files: Record<string, { bytes: number; sha256: string }>; state_dict: SidecarEntry[] }>('i2i', 'netG-ngf64.json');
+    const sidecar = await readJson<{ files: Record<string, { bytes: number; sha256: string }>; state_dict: SidecarEntry[] }>(
+      'i2i',
+      'netG-ngf64.json',
+    );
     const file = referenceFixturePath('i2i', 'netG-ngf64.pth');
     const size = (await fsp.stat(file)).size;
     expect(size).toBe(sidecar.files['netG-ngf64.pth']!.bytes);

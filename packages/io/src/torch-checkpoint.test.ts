@@ -30,9 +30,23 @@ const u32 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0
 const u16 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff];
 const u64 = (n: number): number[] => [...u32(n % 2 ** 32), ...u32(Math.floor(n / 2 ** 32))];
 const ascii = (s: string): number[] => [...Buffer.from(s, 'latin1')];
-const MARK = 0x28, STOP = 0x2e, TUPLE = 0x74, TUPLE1 = 0x85, TUPLE3 = 0x87, REDUCE = 0x52;
-const EMPTY_TUPLE = 0x29, EMPTY_DICT = 0x7d, EMPTY_LIST = 0x5d, SETITEMS = 0x75, SETITEM = 0x73, APPENDS = 0x65;
-const NONE = 0x4e, NEWFALSE = 0x89, NEWTRUE = 0x88, BINPERSID = 0x51, PROTO2 = [0x80, 2];
+const MARK = 0x28,
+  STOP = 0x2e,
+  TUPLE = 0x74,
+  TUPLE1 = 0x85,
+  TUPLE3 = 0x87,
+  REDUCE = 0x52;
+const EMPTY_TUPLE = 0x29,
+  EMPTY_DICT = 0x7d,
+  EMPTY_LIST = 0x5d,
+  SETITEMS = 0x75,
+  SETITEM = 0x73,
+  APPENDS = 0x65;
+const NONE = 0x4e,
+  NEWFALSE = 0x89,
+  NEWTRUE = 0x88,
+  BINPERSID = 0x51,
+  PROTO2 = [0x80, 2];
 const global = (module: string, name: string): number[] => [0x63, ...ascii(`${module}\n${name}\n`)];
 const str = (s: string): number[] => {
   const b = [...Buffer.from(s, 'utf8')];
@@ -65,8 +79,29 @@ const contiguousStride = (size: readonly number[]): number[] => {
 };
 /** `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`, optionally wrapped in a Parameter. */
 const tensorOps = (t: TensorSpec, legacy: boolean): number[] => {
-  const pid = [MARK, ...str('storage'), ...global(t.module ?? 'torch', t.cls ?? 'FloatStorage'), ...str(t.key), ...str(t.location ?? 'cpu'), ...int(t.numel), ...(legacy ? [NONE] : []), TUPLE, BINPERSID];
-  const rebuild = [...global('torch._utils', '_rebuild_tensor_v2'), MARK, ...pid, ...int(t.offset ?? 0), ...ints(t.size), ...ints(t.stride ?? contiguousStride(t.size)), NEWFALSE, ...orderedDict(), TUPLE, REDUCE];
+  const pid = [
+    MARK,
+    ...str('storage'),
+    ...global(t.module ?? 'torch', t.cls ?? 'FloatStorage'),
+    ...str(t.key),
+    ...str(t.location ?? 'cpu'),
+    ...int(t.numel),
+    ...(legacy ? [NONE] : []),
+    TUPLE,
+    BINPERSID,
+  ];
+  const rebuild = [
+    ...global('torch._utils', '_rebuild_tensor_v2'),
+    MARK,
+    ...pid,
+    ...int(t.offset ?? 0),
+    ...ints(t.size),
+    ...ints(t.stride ?? contiguousStride(t.size)),
+    NEWFALSE,
+    ...orderedDict(),
+    TUPLE,
+    REDUCE,
+  ];
   if (!t.parameter) return rebuild;
   return [...global('torch._utils', '_rebuild_parameter'), ...rebuild, NEWTRUE, ...orderedDict(), TUPLE3, REDUCE];
 };
@@ -100,22 +135,88 @@ const zipArchive = (entries: readonly ZipInput[], options: { zip64Eocd?: boolean
     const offset = chunks.length;
     const pad = (64 - ((offset + 30 + name.length + 4) % 64)) % 64;
     const extra = [0x46, 0x42, ...u16(pad), ...new Array<number>(pad).fill(0x5a)];
-    chunks.push(...u32(0x04034b50), ...u16(20), ...u16(e.flags ?? 0), ...u16(method), 0, 0, 0, 0, ...u32(crc), ...u32(stored.length), ...u32(e.data.length), ...u16(name.length), ...u16(extra.length), ...name, ...extra, ...stored);
+    chunks.push(
+      ...u32(0x04034b50),
+      ...u16(20),
+      ...u16(e.flags ?? 0),
+      ...u16(method),
+      0,
+      0,
+      0,
+      0,
+      ...u32(crc),
+      ...u32(stored.length),
+      ...u32(e.data.length),
+      ...u16(name.length),
+      ...u16(extra.length),
+      ...name,
+      ...extra,
+      ...stored,
+    );
     const big = e.zip64 === true;
     const cextra = big ? [...u16(1), ...u16(24), ...u64(e.data.length), ...u64(stored.length), ...u64(offset)] : [];
-    central.push(...u32(0x02014b50), ...u16(45), ...u16(45), ...u16(e.flags ?? 0), ...u16(method), 0, 0, 0, 0, ...u32(crc),
-      ...u32(big ? 0xffffffff : stored.length), ...u32(big ? 0xffffffff : e.data.length), ...u16(name.length), ...u16(cextra.length), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      ...u32(big ? 0xffffffff : offset), ...name, ...cextra);
+    central.push(
+      ...u32(0x02014b50),
+      ...u16(45),
+      ...u16(45),
+      ...u16(e.flags ?? 0),
+      ...u16(method),
+      0,
+      0,
+      0,
+      0,
+      ...u32(crc),
+      ...u32(big ? 0xffffffff : stored.length),
+      ...u32(big ? 0xffffffff : e.data.length),
+      ...u16(name.length),
+      ...u16(cextra.length),
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      ...u32(big ? 0xffffffff : offset),
+      ...name,
+      ...cextra,
+    );
   }
   const cdOffset = chunks.length;
   chunks.push(...central);
   if (options.zip64Eocd) {
     const zip64At = chunks.length;
-    chunks.push(...u32(0x06064b50), ...u64(44), ...u16(45), ...u16(45), ...u32(0), ...u32(0), ...u64(entries.length), ...u64(entries.length), ...u64(central.length), ...u64(cdOffset));
+    chunks.push(
+      ...u32(0x06064b50),
+      ...u64(44),
+      ...u16(45),
+      ...u16(45),
+      ...u32(0),
+      ...u32(0),
+      ...u64(entries.length),
+      ...u64(entries.length),
+      ...u64(central.length),
+      ...u64(cdOffset),
+    );
     chunks.push(...u32(0x07064b50), ...u32(0), ...u64(zip64At), ...u32(1));
     chunks.push(...u32(0x06054b50), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, ...u32(0xffffffff), ...u32(0xffffffff), 0, 0);
   } else {
-    chunks.push(...u32(0x06054b50), 0, 0, 0, 0, ...u16(entries.length), ...u16(entries.length), ...u32(central.length), ...u32(cdOffset), 0, 0);
+    chunks.push(
+      ...u32(0x06054b50),
+      0,
+      0,
+      0,
+      0,
+      ...u16(entries.length),
+      ...u16(entries.length),
+      ...u32(central.length),
+      ...u32(cdOffset),
+      0,
+      0,
+    );
   }
   return Uint8Array.from(chunks);
 };
@@ -129,9 +230,23 @@ const torchZip = (prefix: string, dataPkl: Uint8Array, storages: Record<string, 
   ]);
 const MAGIC_PICKLE = cat(PROTO2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, STOP);
 const sysInfo = (littleEndian = true): Uint8Array =>
-  pickle(EMPTY_DICT, MARK, ...str('protocol_version'), ...int(1001), ...str('little_endian'), littleEndian ? NEWTRUE : NEWFALSE, ...str('type_sizes'), EMPTY_DICT, SETITEMS);
+  pickle(
+    EMPTY_DICT,
+    MARK,
+    ...str('protocol_version'),
+    ...int(1001),
+    ...str('little_endian'),
+    littleEndian ? NEWTRUE : NEWFALSE,
+    ...str('type_sizes'),
+    EMPTY_DICT,
+    SETITEMS,
+  );
 /** torch.save(..., _use_new_zipfile_serialization=False): magic, protocol, sys_info, main pickle, keys, storages. */
-const legacyFile = (main: Uint8Array, storages: readonly [string, number, Uint8Array][], options: { protocol?: number; littleEndian?: boolean } = {}): Uint8Array =>
+const legacyFile = (
+  main: Uint8Array,
+  storages: readonly [string, number, Uint8Array][],
+  options: { protocol?: number; littleEndian?: boolean } = {},
+): Uint8Array =>
   cat(
     MAGIC_PICKLE,
     pickle(int(options.protocol ?? 1001)),
@@ -235,7 +350,10 @@ describe('zip checkpoints', () => {
       { name: 'scalar', key: '0', numel: 6, size: [], stride: [], offset: 5 },
       { name: 'empty', key: '0', numel: 6, size: [0, 4], offset: 6 },
     ];
-    const sd = parseTorchCheckpoint(torchZip('a', pickle(stateDictOps(specs)), { '0': f32(0, 1, 2, 3, 4, 5) }), 's.pth') as Map<string, TensorData>;
+    const sd = parseTorchCheckpoint(torchZip('a', pickle(stateDictOps(specs)), { '0': f32(0, 1, 2, 3, 4, 5) }), 's.pth') as Map<
+      string,
+      TensorData
+    >;
     expect(valuesOf(sd.get('head')!)).toEqual([1, 2]);
     expect(valuesOf(sd.get('tail')!)).toEqual([3, 4, 5]);
     expect(sd.get('scalar')!.shape).toEqual([]);
@@ -308,10 +426,33 @@ describe('zip checkpoints', () => {
   });
 
   it('accepts GPU storages (torch.cuda.*Storage, location cuda:0) and the torch 2.x untyped form', () => {
-    const v3 = [...global('torch._utils', '_rebuild_tensor_v3'), MARK, MARK, ...str('storage'), ...global('torch', 'UntypedStorage'), ...str('1'), ...str('cpu'), ...int(4), TUPLE, BINPERSID,
-      ...int(0), ...ints([2]), ...ints([1]), NEWFALSE, ...orderedDict(), ...global('torch', 'float16'), TUPLE, REDUCE];
-    const specs: TensorSpec[] = [{ name: 'g', key: '0', numel: 2, module: 'torch.cuda', cls: 'FloatStorage', location: 'cuda:0', size: [2] }];
-    const bytes = torchZip('c', pickle(stateDictOps(specs, false, [...str('h'), ...v3])), { '0': f32(8, 9), '1': Uint8Array.from([0, 0x3c, 0, 0x40]) });
+    const v3 = [
+      ...global('torch._utils', '_rebuild_tensor_v3'),
+      MARK,
+      MARK,
+      ...str('storage'),
+      ...global('torch', 'UntypedStorage'),
+      ...str('1'),
+      ...str('cpu'),
+      ...int(4),
+      TUPLE,
+      BINPERSID,
+      ...int(0),
+      ...ints([2]),
+      ...ints([1]),
+      NEWFALSE,
+      ...orderedDict(),
+      ...global('torch', 'float16'),
+      TUPLE,
+      REDUCE,
+    ];
+    const specs: TensorSpec[] = [
+      { name: 'g', key: '0', numel: 2, module: 'torch.cuda', cls: 'FloatStorage', location: 'cuda:0', size: [2] },
+    ];
+    const bytes = torchZip('c', pickle(stateDictOps(specs, false, [...str('h'), ...v3])), {
+      '0': f32(8, 9),
+      '1': Uint8Array.from([0, 0x3c, 0, 0x40]),
+    });
     const sd = parseTorchCheckpoint(bytes, 'gpu.pth') as Map<string, TensorData>;
     expect(valuesOf(sd.get('g')!)).toEqual([8, 9]);
     expect(sd.get('h')!.dtype).toBe('F16');
@@ -320,14 +461,64 @@ describe('zip checkpoints', () => {
 
   it('returns nested structures: optimizer state with int keys, a Namespace, plain numbers', async () => {
     const step = { name: '', key: '9', numel: 1, size: [], stride: [] } satisfies TensorSpec;
-    const ns = [...global('argparse', 'Namespace'), EMPTY_TUPLE, 0x81, EMPTY_DICT, MARK, ...str('lr'), 0x47, 0x3f, 0x60, 0x62, 0x4d, 0xd2, 0xf1, 0xa9, 0xfc, ...str('name'), ...str('run'), SETITEMS, 0x62];
+    const ns = [
+      ...global('argparse', 'Namespace'),
+      EMPTY_TUPLE,
+      0x81,
+      EMPTY_DICT,
+      MARK,
+      ...str('lr'),
+      0x47,
+      0x3f,
+      0x60,
+      0x62,
+      0x4d,
+      0xd2,
+      0xf1,
+      0xa9,
+      0xfc,
+      ...str('name'),
+      ...str('run'),
+      SETITEMS,
+      0x62,
+    ];
     const main = pickle(
-      EMPTY_DICT, MARK,
-      ...str('g_ema'), ...stateDictOps(TWO_TENSORS),
-      ...str('g_optim'), EMPTY_DICT, MARK, ...str('state'), EMPTY_DICT, ...int(3), EMPTY_DICT, ...str('step'), ...tensorOps(step, false), SETITEM, SETITEM,
-      ...str('param_groups'), EMPTY_LIST, MARK, EMPTY_DICT, ...str('params'), ...ints([0, 1]), SETITEM, APPENDS, SETITEMS,
-      ...str('args'), ...ns,
-      ...str('ada_aug_p'), 0x47, 0, 0, 0, 0, 0, 0, 0, 0,
+      EMPTY_DICT,
+      MARK,
+      ...str('g_ema'),
+      ...stateDictOps(TWO_TENSORS),
+      ...str('g_optim'),
+      EMPTY_DICT,
+      MARK,
+      ...str('state'),
+      EMPTY_DICT,
+      ...int(3),
+      EMPTY_DICT,
+      ...str('step'),
+      ...tensorOps(step, false),
+      SETITEM,
+      SETITEM,
+      ...str('param_groups'),
+      EMPTY_LIST,
+      MARK,
+      EMPTY_DICT,
+      ...str('params'),
+      ...ints([0, 1]),
+      SETITEM,
+      APPENDS,
+      SETITEMS,
+      ...str('args'),
+      ...ns,
+      ...str('ada_aug_p'),
+      0x47,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
       SETITEMS,
     );
     const file = await writeFile('000100.pt', torchZip('000100', main, { ...TWO_STORAGES, '9': f32(100) }));
@@ -356,7 +547,10 @@ describe('zip checkpoints', () => {
     const file = await writeFile('dp.pth', torchZip('dp', pickle(stateDictOps(specs)), TWO_STORAGES));
     expect([...(await readTorchStateDict(file)).keys()]).toEqual(['module.conv.weight', 'module.conv.bias']);
     expect([...(await readTorchStateDict(file, { stripPrefix: 'module.' })).keys()]).toEqual(['conv.weight', 'conv.bias']);
-    const clash = await writeFile('clash.pth', torchZip('c', pickle(stateDictOps([specs[0]!, { ...TWO_TENSORS[0]!, key: '1', numel: 2, size: [2] }])), TWO_STORAGES));
+    const clash = await writeFile(
+      'clash.pth',
+      torchZip('c', pickle(stateDictOps([specs[0]!, { ...TWO_TENSORS[0]!, key: '1', numel: 2, size: [2] }])), TWO_STORAGES),
+    );
     expect(await formatError(readTorchStateDict(clash, { stripPrefix: 'module.' }))).toBe(
       `${clash}: stripping "module." from tensor names makes two tensors named "conv.weight"`,
     );
@@ -375,17 +569,43 @@ describe('zip checkpoints', () => {
 
 describe('legacy checkpoints', () => {
   it('reads storages in key-list order (not pickle order), with shared storages and pre-1.0 storage views', () => {
-    const view = [MARK, ...str('storage'), ...global('torch', 'FloatStorage'), ...str('100'), ...str('cpu'), ...int(6), ...str('101'), ...int(2), ...int(3), TUPLE3, TUPLE, BINPERSID];
-    const viaView = [...global('torch._utils', '_rebuild_tensor_v2'), MARK, ...view, ...int(1), ...ints([2]), ...ints([1]), NEWFALSE, ...orderedDict(), TUPLE, REDUCE];
+    const view = [
+      MARK,
+      ...str('storage'),
+      ...global('torch', 'FloatStorage'),
+      ...str('100'),
+      ...str('cpu'),
+      ...int(6),
+      ...str('101'),
+      ...int(2),
+      ...int(3),
+      TUPLE3,
+      TUPLE,
+      BINPERSID,
+    ];
+    const viaView = [
+      ...global('torch._utils', '_rebuild_tensor_v2'),
+      MARK,
+      ...view,
+      ...int(1),
+      ...ints([2]),
+      ...ints([1]),
+      NEWFALSE,
+      ...orderedDict(),
+      TUPLE,
+      REDUCE,
+    ];
     const specs: TensorSpec[] = [
       { name: 'a', key: '200', numel: 2, cls: 'LongStorage', size: [2] },
       { name: 'b', key: '100', numel: 6, size: [3, 2], stride: [1, 3] },
     ];
     const main = pickle(stateDictOps(specs, true, [...str('c'), ...viaView]));
-    const bytes = Buffer.from(legacyFile(main, [
-      ['100', 6, f32(0, 1, 2, 3, 4, 5)],
-      ['200', 2, new Uint8Array(BigInt64Array.from([-4n, 2n ** 40n]).buffer)],
-    ]));
+    const bytes = Buffer.from(
+      legacyFile(main, [
+        ['100', 6, f32(0, 1, 2, 3, 4, 5)],
+        ['200', 2, new Uint8Array(BigInt64Array.from([-4n, 2n ** 40n]).buffer)],
+      ]),
+    );
     const sd = parseTorchCheckpoint(bytes, 'old.pth') as Map<string, TensorData>;
     expect([...sd.keys()]).toEqual(['a', 'b', 'c']);
     expect(valuesOf(sd.get('a')!)).toEqual([-4, 2 ** 40]);
@@ -407,11 +627,23 @@ describe('legacy checkpoints', () => {
         `truncated legacy checkpoint (storage "7" needs bytes ${good.byteLength - 8}..${good.byteLength} of a ${good.byteLength - 3}-byte file)`,
       ],
       [legacyFile(main, [['7', 3, f32(1, 2, 3)]]), 'storage "7" records 3 elements where its persistent id says 2'],
-      [legacyFile(main, [['7', 2, f32(1, 2)], ['8', 1, f32(3)]]), 'storage key "8" is listed but no tensor uses it'],
+      [
+        legacyFile(main, [
+          ['7', 2, f32(1, 2)],
+          ['8', 1, f32(3)],
+        ]),
+        'storage key "8" is listed but no tensor uses it',
+      ],
       [legacyFile(main, []), 'storage "7" is missing from the legacy checkpoint\'s data section'],
       [legacyFile(main, [['7', 2, f32(1, 2)]], { protocol: 1000 }), 'unsupported legacy checkpoint protocol 1000 (expected 1001)'],
-      [legacyFile(main, [['7', 2, f32(1, 2)]], { littleEndian: false }), 'legacy checkpoint was written on a big-endian machine, which is not supported'],
-      [legacyFile(pickle(stateDictOps(specs, false)), [['7', 2, f32(1, 2)]]), 'persistent id ("storage", torch.FloatStorage, "7", "cpu", 2) is not a storage tuple (\'storage\', torch.<Type>Storage, key, location, numel, view_metadata)'],
+      [
+        legacyFile(main, [['7', 2, f32(1, 2)]], { littleEndian: false }),
+        'legacy checkpoint was written on a big-endian machine, which is not supported',
+      ],
+      [
+        legacyFile(pickle(stateDictOps(specs, false)), [['7', 2, f32(1, 2)]]),
+        'persistent id ("storage", torch.FloatStorage, "7", "cpu", 2) is not a storage tuple (\'storage\', torch.<Type>Storage, key, location, numel, view_metadata)',
+      ],
       [headerOnly, `truncated pickle: main pickle ends at offset ${headerOnly.byteLength} without a STOP opcode`],
     ];
     for (const [bytes, message] of cases) {
@@ -429,17 +661,37 @@ describe('malformed files', () => {
   const MIB64 = 64 * 1024 * 1024;
   it.each<[string, () => Uint8Array, string | ((bytes: Uint8Array) => string)]>([
     ['a zero-byte file', () => new Uint8Array(0), 'empty file (0 bytes), not a PyTorch checkpoint'],
-    ['text', () => Uint8Array.from(ascii('hello, world\n')), 'not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)'],
-    ['a bare pickle without the magic number', () => pickle(EMPTY_DICT), 'not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)'],
+    [
+      'text',
+      () => Uint8Array.from(ascii('hello, world\n')),
+      'not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)',
+    ],
+    [
+      'a bare pickle without the magic number',
+      () => pickle(EMPTY_DICT),
+      'not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)',
+    ],
     ['a truncated zip', () => good().subarray(0, 700), 'truncated zip archive (end-of-central-directory record not found)'],
-    ['a zip without data.pkl', () => zipArchive([{ name: 'm/version', data: Uint8Array.from([51]) }]), 'zip archive has no data.pkl member, so it is not a torch.save checkpoint'],
+    [
+      'a zip without data.pkl',
+      () => zipArchive([{ name: 'm/version', data: Uint8Array.from([51]) }]),
+      'zip archive has no data.pkl member, so it is not a torch.save checkpoint',
+    ],
     [
       'a zip with two data.pkl',
-      () => zipArchive([{ name: 'a/data.pkl', data: pickle(EMPTY_DICT) }, { name: 'b/data.pkl', data: pickle(EMPTY_DICT) }]),
+      () =>
+        zipArchive([
+          { name: 'a/data.pkl', data: pickle(EMPTY_DICT) },
+          { name: 'b/data.pkl', data: pickle(EMPTY_DICT) },
+        ]),
       'zip archive has 2 data.pkl members (a/data.pkl, b/data.pkl); expected one',
     ],
     ['a missing storage member', () => zipWith({ '0': TWO_STORAGES['0'] }), 'storage "1" is missing from the archive (no member m/data/1)'],
-    ['a storage member shorter than its numel', () => zipWith({ '0': f32(1, 2, 3), '1': TWO_STORAGES['1'] }), 'storage "0" (m/data/0) holds 12 bytes, less than its 6 × torch.FloatStorage elements (24 bytes)'],
+    [
+      'a storage member shorter than its numel',
+      () => zipWith({ '0': f32(1, 2, 3), '1': TWO_STORAGES['1'] }),
+      'storage "0" (m/data/0) holds 12 bytes, less than its 6 × torch.FloatStorage elements (24 bytes)',
+    ],
     [
       'a tensor extending past its storage',
       () => zipWith(TWO_STORAGES, [{ name: 'w', key: '0', numel: 6, size: [2, 3], offset: 1 }]),
@@ -457,7 +709,11 @@ describe('malformed files', () => {
     ],
     [
       'a storage named with two types',
-      () => zipWith(TWO_STORAGES, [{ name: 'w', key: '0', numel: 6, size: [6] }, { name: 'v', key: '0', numel: 6, cls: 'IntStorage', size: [6] }]),
+      () =>
+        zipWith(TWO_STORAGES, [
+          { name: 'w', key: '0', numel: 6, size: [6] },
+          { name: 'v', key: '0', numel: 6, cls: 'IntStorage', size: [6] },
+        ]),
       'storage "0" is named twice with different types or sizes (torch.FloatStorage × 6, torch.IntStorage × 6)',
     ],
     [
@@ -482,11 +738,23 @@ describe('malformed files', () => {
       },
       (z) => `truncated zip archive (member "m/data.pkl" ends at byte ${1e6 + 64} of a ${z.byteLength}-byte file)`,
     ],
-    ['an encrypted member', () => zipArchive([{ name: 'm/data.pkl', data: pickle(EMPTY_DICT), flags: 1 }]), 'zip member "m/data.pkl" is encrypted'],
-    ['an unknown compression method', () => zipArchive([{ name: 'm/data.pkl', data: pickle(EMPTY_DICT), method: 12 }]), 'zip member "m/data.pkl" uses unsupported compression method 12'],
+    [
+      'an encrypted member',
+      () => zipArchive([{ name: 'm/data.pkl', data: pickle(EMPTY_DICT), flags: 1 }]),
+      'zip member "m/data.pkl" is encrypted',
+    ],
+    [
+      'an unknown compression method',
+      () => zipArchive([{ name: 'm/data.pkl', data: pickle(EMPTY_DICT), method: 12 }]),
+      'zip member "m/data.pkl" uses unsupported compression method 12',
+    ],
     [
       'an invalid byteorder',
-      () => zipArchive([{ name: 'm/data.pkl', data: pickle(EMPTY_DICT) }, { name: 'm/byteorder', data: Uint8Array.from(ascii('middle')) }]),
+      () =>
+        zipArchive([
+          { name: 'm/data.pkl', data: pickle(EMPTY_DICT) },
+          { name: 'm/byteorder', data: Uint8Array.from(ascii('middle')) },
+        ]),
       'm/byteorder says "middle", not "little" or "big"',
     ],
     [
@@ -506,7 +774,9 @@ describe('malformed files', () => {
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).message).toBe(`${missing}: cannot read PyTorch checkpoint (ENOENT)`);
     const file = await writeFile('big.pth', good());
-    expect(await formatError(readTorchCheckpoint(file, { maxBytes: 100 }))).toBe(`${file}: ${good().byteLength} bytes, more than the limit of 100`);
+    expect(await formatError(readTorchCheckpoint(file, { maxBytes: 100 }))).toBe(
+      `${file}: ${good().byteLength} bytes, more than the limit of 100`,
+    );
   });
 });
 
@@ -525,27 +795,63 @@ describe('hostile checkpoints', () => {
     ['subprocess', 'Popen'],
     ['builtins', 'eval'],
   ])('zip: %s.%s as a value inside an otherwise valid state dict', async (module, name) => {
-    const file = await writeFile('evil.pth', torchZip('evil', pickle(stateDictOps(TWO_TENSORS, false, [...str('x'), ...call(module, name)])), TWO_STORAGES));
+    const file = await writeFile(
+      'evil.pth',
+      torchZip('evil', pickle(stateDictOps(TWO_TENSORS, false, [...str('x'), ...call(module, name)])), TWO_STORAGES),
+    );
     expect(await formatError(readTorchCheckpoint(file))).toBe(refused(file, `${module}.${name}`));
     expect(await formatError(readTorchStateDict(file))).toBe(refused(file, `${module}.${name}`));
   });
 
   it('zip: STACK_GLOBAL in a protocol-4 data.pkl', async () => {
     const short = (s: string): number[] => [0x8c, s.length, ...ascii(s)];
-    const dataPkl = cat([0x80, 4], EMPTY_DICT, short('w'), short('os'), short('system'), 0x93, short(`touch ${marker}`), TUPLE1, REDUCE, SETITEM, STOP);
+    const dataPkl = cat(
+      [0x80, 4],
+      EMPTY_DICT,
+      short('w'),
+      short('os'),
+      short('system'),
+      0x93,
+      short(`touch ${marker}`),
+      TUPLE1,
+      REDUCE,
+      SETITEM,
+      STOP,
+    );
     const file = await writeFile('evil4.pth', torchZip('e', dataPkl, {}));
     expect(await formatError(readTorchCheckpoint(file))).toBe(refused(file, 'os.system'));
   });
 
   it('zip: a tensor whose storage argument is not a storage', async () => {
-    const fake = [...global('torch._utils', '_rebuild_tensor_v2'), MARK, ...str('not a storage'), ...int(0), ...ints([1]), ...ints([1]), NEWFALSE, ...orderedDict(), TUPLE, REDUCE];
+    const fake = [
+      ...global('torch._utils', '_rebuild_tensor_v2'),
+      MARK,
+      ...str('not a storage'),
+      ...int(0),
+      ...ints([1]),
+      ...ints([1]),
+      NEWFALSE,
+      ...orderedDict(),
+      TUPLE,
+      REDUCE,
+    ];
     const file = await writeFile('fake.pth', torchZip('e', pickle(stateDictOps([], false, [...str('w'), ...fake])), {}));
-    expect(await formatError(readTorchCheckpoint(file))).toBe(`${file}: tensor storage "not a storage" is not a storage from a persistent id`);
+    expect(await formatError(readTorchCheckpoint(file))).toBe(
+      `${file}: tensor storage "not a storage" is not a storage from a persistent id`,
+    );
   });
 
   it.each<[string, number[], string]>([
-    ['a module source id', [MARK, ...str('module'), ...global('collections', 'OrderedDict'), ...str('x.py'), ...str('import os'), TUPLE], '("module", collections.OrderedDict, "x.py", "import os")'],
-    ['a storage type given as a string', [MARK, ...str('storage'), ...str('FloatStorage'), ...str('0'), ...str('cpu'), ...int(1), TUPLE], '("storage", "FloatStorage", "0", "cpu", 1)'],
+    [
+      'a module source id',
+      [MARK, ...str('module'), ...global('collections', 'OrderedDict'), ...str('x.py'), ...str('import os'), TUPLE],
+      '("module", collections.OrderedDict, "x.py", "import os")',
+    ],
+    [
+      'a storage type given as a string',
+      [MARK, ...str('storage'), ...str('FloatStorage'), ...str('0'), ...str('cpu'), ...int(1), TUPLE],
+      '("storage", "FloatStorage", "0", "cpu", 1)',
+    ],
     ['a bare string', [...str(`touch ${'/tmp/x'}`)], '"touch /tmp/x"'],
   ])('zip: a persistent id that is not a storage tuple (%s)', async (_what, pid, shown) => {
     const file = await writeFile('pid.pth', torchZip('e', pickle(EMPTY_DICT, ...str('w'), ...pid, BINPERSID, SETITEM), {}));
@@ -565,7 +871,25 @@ describe('hostile checkpoints', () => {
   });
 
   it('legacy: a persistent id in the zip form (no view metadata)', async () => {
-    const file = await writeFile('pid-legacy.pth', legacyFile(pickle(EMPTY_DICT, ...str('w'), MARK, ...str('storage'), ...global('torch', 'FloatStorage'), ...str('7'), ...str('cpu'), ...int(2), TUPLE, BINPERSID, SETITEM), []));
+    const file = await writeFile(
+      'pid-legacy.pth',
+      legacyFile(
+        pickle(
+          EMPTY_DICT,
+          ...str('w'),
+          MARK,
+          ...str('storage'),
+          ...global('torch', 'FloatStorage'),
+          ...str('7'),
+          ...str('cpu'),
+          ...int(2),
+          TUPLE,
+          BINPERSID,
+          SETITEM,
+        ),
+        [],
+      ),
+    );
     expect(await formatError(readTorchCheckpoint(file))).toBe(
       `${file}: persistent id ("storage", torch.FloatStorage, "7", "cpu", 2) is not a storage tuple ('storage', torch.<Type>Storage, key, location, numel, view_metadata)`,
     );

@@ -113,9 +113,7 @@ export function stateDictFromCheckpoint(
     }
     dict = top.get(options.key);
     if (!isStateDict(dict)) {
-      fail(
-        `${JSON.stringify(options.key)} is not a state dict of tensors (state dicts in this checkpoint: ${listStateDicts(top)})`,
-      );
+      fail(`${JSON.stringify(options.key)} is not a state dict of tensors (state dicts in this checkpoint: ${listStateDicts(top)})`);
     }
   } else if (!isStateDict(dict)) {
     if (checkpoint instanceof Map) {
@@ -353,11 +351,7 @@ const STORAGE_TUPLE = "('storage', torch.<Type>Storage, key, location, numel)";
  * Parse a persistent id of the form `('storage', storage_type, key, location, numel[, view_metadata])`: 5 elements
  * in the zip format, 6 in the legacy one. Returns the fields, or fails naming the id.
  */
-function parseStoragePid(
-  pid: unknown,
-  legacy: boolean,
-  fail: Fail,
-): { type: TorchStorageType; key: string; numel: number; view: unknown } {
+function parseStoragePid(pid: unknown, legacy: boolean, fail: Fail): { type: TorchStorageType; key: string; numel: number; view: unknown } {
   const expected = legacy ? STORAGE_TUPLE.replace(')', ', view_metadata)') : STORAGE_TUPLE;
   const bad = (): never => fail(`persistent id ${describePythonValue(pid)} is not a storage tuple ${expected}`);
   if (!Array.isArray(pid) || pid.length !== (legacy ? 6 : 5) || pid[0] !== 'storage') bad();
@@ -436,8 +430,7 @@ function parseZipCheckpoint(bytes: Uint8Array, file: string, maxBytes: number, b
 }
 
 function parseLegacyCheckpoint(bytes: Uint8Array, file: string, budget: CopyBudget, fail: Fail): unknown {
-  const notCheckpoint = (): never =>
-    fail('not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)');
+  const notCheckpoint = (): never => fail('not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)');
   let magic: ReturnType<typeof unpickle>;
   try {
     magic = unpickle(bytes, { file, where: 'magic number pickle' });

@@ -125,22 +125,41 @@ describe('unpickle: values as Python writes them', () => {
   it('keeps ints as numbers up to 2^53 - 1 and as bigints beyond', () => {
     const long1 = (le: number[]): number[] => [0x8a, le.length, ...le];
     const v = load(
-      bytesOf(OP.PROTO2, OP.MARK,
+      bytesOf(
+        OP.PROTO2,
+        OP.MARK,
         long1([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f]), // 2^53 - 1
         long1([0, 0, 0, 0, 0, 0, 0x20]), // 2^53
         long1([0x01, 0, 0, 0, 0, 0, 0xe0, 0xff]), // -(2^53 - 1)
         long1([]), // 0
         [0x8b, ...u32(2), 0x00, 0x80], // LONG4 -32768
-        int4(-5), int1(255), [0x4d, 0x34, 0x12], // BININT, BININT1, BININT2
-        ascii('I-42\n'), ascii('L99999999999999999999L\n'), ascii('I01\n'), ascii('I00\n'),
-        OP.LIST, OP.STOP),
+        int4(-5),
+        int1(255),
+        [0x4d, 0x34, 0x12], // BININT, BININT1, BININT2
+        ascii('I-42\n'),
+        ascii('L99999999999999999999L\n'),
+        ascii('I01\n'),
+        ascii('I00\n'),
+        OP.LIST,
+        OP.STOP,
+      ),
     );
     expect(v).toEqual([2 ** 53 - 1, 2n ** 53n, -(2 ** 53 - 1), 0, -32768, -5, 255, 0x1234, -42, 99999999999999999999n, true, false]);
   });
 
   it('reads floats in binary and text form, including inf and nan', () => {
     const v = load(
-      bytesOf(OP.PROTO2, OP.MARK, [0x47, 0xbf, 0xf8, 0, 0, 0, 0, 0, 0], ascii('F1e-3\n'), ascii('Finf\n'), ascii('F-inf\n'), ascii('Fnan\n'), OP.LIST, OP.STOP),
+      bytesOf(
+        OP.PROTO2,
+        OP.MARK,
+        [0x47, 0xbf, 0xf8, 0, 0, 0, 0, 0, 0],
+        ascii('F1e-3\n'),
+        ascii('Finf\n'),
+        ascii('F-inf\n'),
+        ascii('Fnan\n'),
+        OP.LIST,
+        OP.STOP,
+      ),
     ) as number[];
     expect(v.slice(0, 4)).toEqual([-1.5, 1e-3, Infinity, -Infinity]);
     expect(Number.isNaN(v[4])).toBe(true);
@@ -149,16 +168,29 @@ describe('unpickle: values as Python writes them', () => {
   it('reads every string and bytes opcode', () => {
     const utf = [...Buffer.from('é', 'utf8')];
     const v = load(
-      bytesOf(OP.PROTO2, OP.MARK,
+      bytesOf(
+        OP.PROTO2,
+        OP.MARK,
         shortStr('short'),
         [0x8d, 2, 0, 0, 0, 0, 0, 0, 0, ...utf], // BINUNICODE8
         ascii('V\\u00e9t\xe9\\U0001F600\n'), // UNICODE: raw-unicode-escape, latin-1 bytes
         [0x54, ...u32(3), ...ascii('abc')], // BINSTRING
         [0x55, 2, ...utf], // SHORT_BINSTRING (torch.load decodes with utf-8)
-        [0x43, 2, 1, 2], [0x42, ...u32(1), 3], [0x8e, 1, 0, 0, 0, 0, 0, 0, 0, 4], [0x96, 1, 0, 0, 0, 0, 0, 0, 0, 5],
-        global('_codecs', 'encode'), str('\u0000\u00ff'), str('latin1'), OP.TUPLE2, OP.REDUCE,
-        global('__builtin__', 'bytes'), OP.EMPTY_TUPLE, OP.REDUCE,
-        OP.LIST, OP.STOP),
+        [0x43, 2, 1, 2],
+        [0x42, ...u32(1), 3],
+        [0x8e, 1, 0, 0, 0, 0, 0, 0, 0, 4],
+        [0x96, 1, 0, 0, 0, 0, 0, 0, 0, 5],
+        global('_codecs', 'encode'),
+        str('\u0000\u00ff'),
+        str('latin1'),
+        OP.TUPLE2,
+        OP.REDUCE,
+        global('__builtin__', 'bytes'),
+        OP.EMPTY_TUPLE,
+        OP.REDUCE,
+        OP.LIST,
+        OP.STOP,
+      ),
     ) as unknown[];
     expect(v.slice(0, 5)).toEqual(['short', 'é', 'été\u{1F600}', 'abc', 'é']);
     expect(v.slice(5).map((b) => [...(b as Uint8Array)])).toEqual([[1, 2], [3], [4], [5], [0, 255], []]);
@@ -166,22 +198,70 @@ describe('unpickle: values as Python writes them', () => {
 
   it('builds containers with MARK, memo, DUP, POP and POP_MARK', () => {
     const v = load(
-      bytesOf(OP.PROTO2,
-        OP.EMPTY_DICT, binput(0),
+      bytesOf(
+        OP.PROTO2,
+        OP.EMPTY_DICT,
+        binput(0),
         OP.MARK,
-        int1(1), OP.EMPTY_LIST, binput(1), int1(7), OP.APPEND, OP.MARK, int1(8), int1(9), OP.APPENDS,
-        int1(2), binget(1), // the same list object again
-        int1(3), OP.MARK, OP.NONE, OP.TUPLE, // (None,)
-        int1(4), OP.NONE, OP.NEWTRUE, OP.NEWFALSE, OP.TUPLE3,
-        int1(5), OP.MARK, str('k'), int1(0), OP.DICT,
+        int1(1),
+        OP.EMPTY_LIST,
+        binput(1),
+        int1(7),
+        OP.APPEND,
+        OP.MARK,
+        int1(8),
+        int1(9),
+        OP.APPENDS,
+        int1(2),
+        binget(1), // the same list object again
+        int1(3),
+        OP.MARK,
+        OP.NONE,
+        OP.TUPLE, // (None,)
+        int1(4),
+        OP.NONE,
+        OP.NEWTRUE,
+        OP.NEWFALSE,
+        OP.TUPLE3,
+        int1(5),
+        OP.MARK,
+        str('k'),
+        int1(0),
+        OP.DICT,
         OP.SETITEMS,
-        int1(6), OP.EMPTY_TUPLE, OP.DUP, OP.TUPLE2, OP.SETITEM,
-        int1(7), OP.EMPTY_SET, OP.MARK, int1(1), int1(1), int1(2), OP.ADDITEMS, OP.SETITEM,
-        int1(8), OP.MARK, int1(3), OP.FROZENSET, OP.SETITEM,
-        int1(99), OP.POP, OP.MARK, int1(1), int1(2), OP.POP_MARK,
-        [0x72, ...u32(70000)], [0x6a, ...u32(70000)], OP.POP, // LONG_BINPUT / LONG_BINGET
-        ascii('p5\n'), ascii('g5\n'), OP.POP, OP.MEMOIZE, // PUT / GET text form, MEMOIZE
-        OP.STOP),
+        int1(6),
+        OP.EMPTY_TUPLE,
+        OP.DUP,
+        OP.TUPLE2,
+        OP.SETITEM,
+        int1(7),
+        OP.EMPTY_SET,
+        OP.MARK,
+        int1(1),
+        int1(1),
+        int1(2),
+        OP.ADDITEMS,
+        OP.SETITEM,
+        int1(8),
+        OP.MARK,
+        int1(3),
+        OP.FROZENSET,
+        OP.SETITEM,
+        int1(99),
+        OP.POP,
+        OP.MARK,
+        int1(1),
+        int1(2),
+        OP.POP_MARK,
+        [0x72, ...u32(70000)],
+        [0x6a, ...u32(70000)],
+        OP.POP, // LONG_BINPUT / LONG_BINGET
+        ascii('p5\n'),
+        ascii('g5\n'),
+        OP.POP,
+        OP.MEMOIZE, // PUT / GET text form, MEMOIZE
+        OP.STOP,
+      ),
     ) as Map<number, unknown>;
     expect([...v.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(v.get(1)).toEqual([7, 8, 9]);
@@ -197,9 +277,24 @@ describe('unpickle: values as Python writes them', () => {
 
   it('turns argparse.Namespace into a plain object; a "__proto__" attribute stays an own property', () => {
     const v = load(
-      bytesOf(OP.PROTO2, global('argparse', 'Namespace'), OP.EMPTY_TUPLE, OP.NEWOBJ,
-        OP.EMPTY_DICT, OP.MARK, str('lr'), [0x47, 0x3f, 0x60, 0x62, 0x4d, 0xd2, 0xf1, 0xa9, 0xfc], str('__proto__'), OP.EMPTY_DICT,
-        str('polluted'), OP.NEWTRUE, OP.SETITEM, OP.SETITEMS, OP.BUILD, OP.STOP),
+      bytesOf(
+        OP.PROTO2,
+        global('argparse', 'Namespace'),
+        OP.EMPTY_TUPLE,
+        OP.NEWOBJ,
+        OP.EMPTY_DICT,
+        OP.MARK,
+        str('lr'),
+        [0x47, 0x3f, 0x60, 0x62, 0x4d, 0xd2, 0xf1, 0xa9, 0xfc],
+        str('__proto__'),
+        OP.EMPTY_DICT,
+        str('polluted'),
+        OP.NEWTRUE,
+        OP.SETITEM,
+        OP.SETITEMS,
+        OP.BUILD,
+        OP.STOP,
+      ),
     ) as Record<string, unknown>;
     expect(Object.keys(v)).toEqual(['lr', '__proto__']);
     expect(v.lr).toBe(0.002);
@@ -210,10 +305,36 @@ describe('unpickle: values as Python writes them', () => {
 
   it('OrderedDict accepts () or a list of pairs, and ignores BUILD state such as _metadata', () => {
     const v = load(
-      bytesOf(OP.PROTO2, global('collections', 'OrderedDict'), binput(0), OP.MARK, OP.MARK, str('b'), int1(2), OP.LIST, OP.MARK, str('a'), int1(1), OP.LIST, OP.LIST, OP.TUPLE1, OP.REDUCE,
-        OP.EMPTY_DICT, str('_metadata'), OP.EMPTY_DICT, OP.SETITEM, OP.BUILD, OP.STOP),
+      bytesOf(
+        OP.PROTO2,
+        global('collections', 'OrderedDict'),
+        binput(0),
+        OP.MARK,
+        OP.MARK,
+        str('b'),
+        int1(2),
+        OP.LIST,
+        OP.MARK,
+        str('a'),
+        int1(1),
+        OP.LIST,
+        OP.LIST,
+        OP.TUPLE1,
+        OP.REDUCE,
+        OP.EMPTY_DICT,
+        str('_metadata'),
+        OP.EMPTY_DICT,
+        OP.SETITEM,
+        OP.BUILD,
+        OP.STOP,
+      ),
     );
-    expect(v).toEqual(new Map([['b', 2], ['a', 1]]));
+    expect(v).toEqual(
+      new Map([
+        ['b', 2],
+        ['a', 1],
+      ]),
+    );
     expect([...(v as Map<string, number>).keys()]).toEqual(['b', 'a']);
   });
 
@@ -221,11 +342,38 @@ describe('unpickle: values as Python writes them', () => {
     const requests: TensorRebuildRequest[] = [];
     const pids: unknown[] = [];
     const v = load(
-      bytesOf(OP.PROTO2, global('torch._utils', '_rebuild_parameter'),
+      bytesOf(
+        OP.PROTO2,
+        global('torch._utils', '_rebuild_parameter'),
         global('torch._utils', '_rebuild_tensor_v2'),
-        OP.MARK, OP.MARK, str('storage'), global('torch', 'HalfStorage'), str('0'), str('cpu'), int1(6), OP.TUPLE, OP.BINPERSID,
-        int1(2), int1(2), int1(3), OP.TUPLE2, int1(1), int1(2), OP.TUPLE2, OP.NEWFALSE, global('collections', 'OrderedDict'), OP.EMPTY_TUPLE, OP.REDUCE, OP.TUPLE,
-        OP.REDUCE, OP.NEWTRUE, OP.EMPTY_DICT, OP.TUPLE3, OP.REDUCE, OP.STOP),
+        OP.MARK,
+        OP.MARK,
+        str('storage'),
+        global('torch', 'HalfStorage'),
+        str('0'),
+        str('cpu'),
+        int1(6),
+        OP.TUPLE,
+        OP.BINPERSID,
+        int1(2),
+        int1(2),
+        int1(3),
+        OP.TUPLE2,
+        int1(1),
+        int1(2),
+        OP.TUPLE2,
+        OP.NEWFALSE,
+        global('collections', 'OrderedDict'),
+        OP.EMPTY_TUPLE,
+        OP.REDUCE,
+        OP.TUPLE,
+        OP.REDUCE,
+        OP.NEWTRUE,
+        OP.EMPTY_DICT,
+        OP.TUPLE3,
+        OP.REDUCE,
+        OP.STOP,
+      ),
       {
         persistentLoad: (pid) => {
           pids.push(pid);
@@ -250,19 +398,53 @@ describe('unpickle: values as Python writes them', () => {
   it('maps _rebuild_tensor_v3 over an UntypedStorage to the dtype argument', () => {
     const requests: TensorRebuildRequest[] = [];
     load(
-      bytesOf(OP.PROTO2, global('torch._utils', '_rebuild_tensor_v3'), OP.MARK,
-        OP.MARK, str('storage'), global('torch.storage', 'UntypedStorage'), str('0'), str('cpu'), int1(8), OP.TUPLE, OP.BINPERSID,
-        int1(0), int1(4), OP.TUPLE1, int1(1), OP.TUPLE1, OP.NEWFALSE, OP.EMPTY_DICT, global('torch', 'bfloat16'), OP.TUPLE, OP.REDUCE, OP.STOP),
+      bytesOf(
+        OP.PROTO2,
+        global('torch._utils', '_rebuild_tensor_v3'),
+        OP.MARK,
+        OP.MARK,
+        str('storage'),
+        global('torch.storage', 'UntypedStorage'),
+        str('0'),
+        str('cpu'),
+        int1(8),
+        OP.TUPLE,
+        OP.BINPERSID,
+        int1(0),
+        int1(4),
+        OP.TUPLE1,
+        int1(1),
+        OP.TUPLE1,
+        OP.NEWFALSE,
+        OP.EMPTY_DICT,
+        global('torch', 'bfloat16'),
+        OP.TUPLE,
+        OP.REDUCE,
+        OP.STOP,
+      ),
       { persistentLoad: () => ({}), rebuildTensor: (r) => (requests.push(r), {}) },
     );
     expect(requests[0]?.dtype).toBe('BF16');
   });
 
   it('allows only tensor, storage, dtype and container globals', () => {
-    expect([...ALLOWED_PICKLE_GLOBALS].filter((g) => !/^torch(\.cuda)?\.\w+Storage$|^torch\.storage\.UntypedStorage$|^torch\.[a-z0-9_]+$/.test(g)).sort()).toEqual([
-      '__builtin__.bytes', '__builtin__.frozenset', '__builtin__.set', '_codecs.encode', 'argparse.Namespace',
-      'builtins.bytes', 'builtins.frozenset', 'builtins.set', 'collections.OrderedDict',
-      'torch._utils._rebuild_parameter', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor_v3',
+    expect(
+      [...ALLOWED_PICKLE_GLOBALS]
+        .filter((g) => !/^torch(\.cuda)?\.\w+Storage$|^torch\.storage\.UntypedStorage$|^torch\.[a-z0-9_]+$/.test(g))
+        .sort(),
+    ).toEqual([
+      '__builtin__.bytes',
+      '__builtin__.frozenset',
+      '__builtin__.set',
+      '_codecs.encode',
+      'argparse.Namespace',
+      'builtins.bytes',
+      'builtins.frozenset',
+      'builtins.set',
+      'collections.OrderedDict',
+      'torch._utils._rebuild_parameter',
+      'torch._utils._rebuild_tensor_v2',
+      'torch._utils._rebuild_tensor_v3',
     ]);
   });
 });
@@ -281,8 +463,7 @@ describe('unpickle: hostile pickles are refused before anything runs', () => {
   guardAgainstSideEffects(() => marker);
 
   const refused = (name: string) => `${FILE}: refusing to load global "${name}" (not a tensor or container type)`;
-  const callWith = (callee: number[], arg: string): Uint8Array =>
-    bytesOf(OP.PROTO2, callee, str(arg), OP.TUPLE1, OP.REDUCE, OP.STOP);
+  const callWith = (callee: number[], arg: string): Uint8Array => bytesOf(OP.PROTO2, callee, str(arg), OP.TUPLE1, OP.REDUCE, OP.STOP);
 
   it.each([
     ['os', 'system'],
@@ -301,15 +482,50 @@ describe('unpickle: hostile pickles are refused before anything runs', () => {
   });
 
   it('STACK_GLOBAL (protocol 4) os.system', () => {
-    const bytes = bytesOf([0x80, 4], shortStr('os'), OP.MEMOIZE, shortStr('system'), OP.MEMOIZE, OP.STACK_GLOBAL, shortStr(`touch ${marker}`), OP.TUPLE1, OP.REDUCE, OP.STOP);
+    const bytes = bytesOf(
+      [0x80, 4],
+      shortStr('os'),
+      OP.MEMOIZE,
+      shortStr('system'),
+      OP.MEMOIZE,
+      OP.STACK_GLOBAL,
+      shortStr(`touch ${marker}`),
+      OP.TUPLE1,
+      OP.REDUCE,
+      OP.STOP,
+    );
     expectFormatError(() => load(bytes), refused('os.system'));
   });
 
   it('STACK_GLOBAL assembled from memoised strings, nested deep inside a valid-looking state dict', () => {
-    const bytes = bytesOf(OP.PROTO2, global('collections', 'OrderedDict'), OP.EMPTY_TUPLE, OP.REDUCE,
-      OP.MARK, str('model.0.weight'), str('subprocess'), binput(1), OP.POP, str('Popen'), binput(2), OP.POP,
-      OP.EMPTY_LIST, OP.MARK, binget(1), binget(2), OP.STACK_GLOBAL, OP.MARK, str('touch'), str(marker), OP.LIST, OP.TUPLE1, OP.REDUCE, OP.APPENDS,
-      OP.SETITEMS, OP.STOP);
+    const bytes = bytesOf(
+      OP.PROTO2,
+      global('collections', 'OrderedDict'),
+      OP.EMPTY_TUPLE,
+      OP.REDUCE,
+      OP.MARK,
+      str('model.0.weight'),
+      str('subprocess'),
+      binput(1),
+      OP.POP,
+      str('Popen'),
+      binput(2),
+      OP.POP,
+      OP.EMPTY_LIST,
+      OP.MARK,
+      binget(1),
+      binget(2),
+      OP.STACK_GLOBAL,
+      OP.MARK,
+      str('touch'),
+      str(marker),
+      OP.LIST,
+      OP.TUPLE1,
+      OP.REDUCE,
+      OP.APPENDS,
+      OP.SETITEMS,
+      OP.STOP,
+    );
     expectFormatError(() => load(bytes), refused('subprocess.Popen'));
   });
 
@@ -333,7 +549,19 @@ describe('unpickle: hostile pickles are refused before anything runs', () => {
       `${FILE}: malformed pickle: cannot BUILD [] (BUILD at offset 4 of data.pkl)`,
     );
     expectFormatError(
-      () => load(bytesOf(OP.PROTO2, global('torch._utils', '_rebuild_parameter'), str('x'), OP.NEWFALSE, OP.EMPTY_DICT, OP.TUPLE3, OP.REDUCE, OP.STOP)),
+      () =>
+        load(
+          bytesOf(
+            OP.PROTO2,
+            global('torch._utils', '_rebuild_parameter'),
+            str('x'),
+            OP.NEWFALSE,
+            OP.EMPTY_DICT,
+            OP.TUPLE3,
+            OP.REDUCE,
+            OP.STOP,
+          ),
+        ),
       `${FILE}: _rebuild_parameter data "x" is not a tensor (REDUCE at offset 44 of data.pkl)`,
     );
     expectFormatError(
@@ -345,12 +573,21 @@ describe('unpickle: hostile pickles are refused before anything runs', () => {
 
 describe('unpickle: malformed pickles', () => {
   it('names an unknown opcode and its offset', () => {
-    expectFormatError(() => load(bytesOf(OP.PROTO2, OP.NONE, 0xff, OP.STOP)), `${FILE}: unknown pickle opcode 0xff at offset 3 of data.pkl`);
+    expectFormatError(
+      () => load(bytesOf(OP.PROTO2, OP.NONE, 0xff, OP.STOP)),
+      `${FILE}: unknown pickle opcode 0xff at offset 3 of data.pkl`,
+    );
   });
 
   it('names a known opcode it does not support', () => {
-    expectFormatError(() => load(bytesOf(OP.PROTO2, 0x82, 1, OP.STOP)), `${FILE}: unsupported pickle opcode EXT1 (0x82) at offset 2 of data.pkl`);
-    expectFormatError(() => load(bytesOf(ascii('(i__main__\nX\n'), OP.STOP)), `${FILE}: unsupported pickle opcode INST (0x69) at offset 1 of data.pkl`);
+    expectFormatError(
+      () => load(bytesOf(OP.PROTO2, 0x82, 1, OP.STOP)),
+      `${FILE}: unsupported pickle opcode EXT1 (0x82) at offset 2 of data.pkl`,
+    );
+    expectFormatError(
+      () => load(bytesOf(ascii('(i__main__\nX\n'), OP.STOP)),
+      `${FILE}: unsupported pickle opcode INST (0x69) at offset 1 of data.pkl`,
+    );
   });
 
   it('reports truncation inside an opcode and a missing STOP', () => {
@@ -358,8 +595,14 @@ describe('unpickle: malformed pickles', () => {
       () => load(bytesOf(OP.PROTO2, [0x58, 10, 0, 0, 0], ascii('abc'))),
       `${FILE}: truncated pickle: data.pkl ends at offset 10 inside BINUNICODE (at offset 2)`,
     );
-    expectFormatError(() => load(bytesOf(OP.PROTO2, OP.NONE)), `${FILE}: truncated pickle: data.pkl ends at offset 3 without a STOP opcode`);
-    expectFormatError(() => load(bytesOf(OP.PROTO2, ascii('cos\nsys'))), `${FILE}: truncated pickle: data.pkl ends at offset 9 inside GLOBAL (at offset 2)`);
+    expectFormatError(
+      () => load(bytesOf(OP.PROTO2, OP.NONE)),
+      `${FILE}: truncated pickle: data.pkl ends at offset 3 without a STOP opcode`,
+    );
+    expectFormatError(
+      () => load(bytesOf(OP.PROTO2, ascii('cos\nsys'))),
+      `${FILE}: truncated pickle: data.pkl ends at offset 9 inside GLOBAL (at offset 2)`,
+    );
     expectFormatError(
       () => load(bytesOf(OP.PROTO2, [0x8d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], OP.STOP)),
       `${FILE}: truncated pickle: data.pkl ends at offset 12 inside BINUNICODE8 (at offset 2)`,
@@ -371,16 +614,37 @@ describe('unpickle: malformed pickles', () => {
     const cases: [Uint8Array, string][] = [
       [bytesOf(OP.PROTO2, OP.REDUCE, OP.STOP), 'malformed pickle: stack underflow (REDUCE at offset 2 of data.pkl)'],
       [bytesOf(OP.PROTO2, binget(3), OP.STOP), 'malformed pickle: memo entry 3 is not defined (BINGET at offset 2 of data.pkl)'],
-      [bytesOf(OP.PROTO2, OP.EMPTY_TUPLE, int1(1), OP.APPEND, OP.STOP), 'malformed pickle: cannot append to () (APPEND at offset 5 of data.pkl)'],
-      [bytesOf(OP.PROTO2, OP.EMPTY_LIST, int1(1), int1(2), OP.SETITEM, OP.STOP), 'malformed pickle: cannot set items on [] (SETITEM at offset 7 of data.pkl)'],
-      [bytesOf(OP.PROTO2, OP.EMPTY_DICT, OP.MARK, int1(1), OP.SETITEMS, OP.STOP), 'malformed pickle: odd number of items for SETITEMS (SETITEMS at offset 6 of data.pkl)'],
+      [
+        bytesOf(OP.PROTO2, OP.EMPTY_TUPLE, int1(1), OP.APPEND, OP.STOP),
+        'malformed pickle: cannot append to () (APPEND at offset 5 of data.pkl)',
+      ],
+      [
+        bytesOf(OP.PROTO2, OP.EMPTY_LIST, int1(1), int1(2), OP.SETITEM, OP.STOP),
+        'malformed pickle: cannot set items on [] (SETITEM at offset 7 of data.pkl)',
+      ],
+      [
+        bytesOf(OP.PROTO2, OP.EMPTY_DICT, OP.MARK, int1(1), OP.SETITEMS, OP.STOP),
+        'malformed pickle: odd number of items for SETITEMS (SETITEMS at offset 6 of data.pkl)',
+      ],
       [bytesOf(OP.PROTO2, OP.TUPLE, OP.STOP), 'malformed pickle: no MARK on the stack (TUPLE at offset 2 of data.pkl)'],
-      [bytesOf(OP.PROTO2, int1(1), int1(2), OP.STACK_GLOBAL, OP.STOP), 'malformed pickle: STACK_GLOBAL operands are not strings (STACK_GLOBAL at offset 6 of data.pkl)'],
-      [bytesOf(OP.PROTO2, [0x58, 1, 0, 0, 0, 0xff], OP.STOP), 'malformed pickle: string is not valid UTF-8 (BINUNICODE at offset 2 of data.pkl)'],
+      [
+        bytesOf(OP.PROTO2, int1(1), int1(2), OP.STACK_GLOBAL, OP.STOP),
+        'malformed pickle: STACK_GLOBAL operands are not strings (STACK_GLOBAL at offset 6 of data.pkl)',
+      ],
+      [
+        bytesOf(OP.PROTO2, [0x58, 1, 0, 0, 0, 0xff], OP.STOP),
+        'malformed pickle: string is not valid UTF-8 (BINUNICODE at offset 2 of data.pkl)',
+      ],
       [bytesOf([0x80, 6], OP.NONE, OP.STOP), 'unsupported pickle protocol 6 (PROTO at offset 0 of data.pkl)'],
       [bytesOf(OP.PROTO2, OP.STOP), 'malformed pickle: empty stack at STOP (STOP at offset 2 of data.pkl)'],
-      [bytesOf(OP.PROTO2, OP.MARK, str('storage'), OP.TUPLE1, OP.BINPERSID, OP.STOP), 'unexpected persistent id in data.pkl (BINPERSID at offset 16 of data.pkl)'],
-      [bytesOf(OP.PROTO2, global('collections', 'OrderedDict'), int1(5), OP.TUPLE1, OP.REDUCE, OP.STOP), 'collections.OrderedDict argument is not a list of pairs (REDUCE at offset 30 of data.pkl)'],
+      [
+        bytesOf(OP.PROTO2, OP.MARK, str('storage'), OP.TUPLE1, OP.BINPERSID, OP.STOP),
+        'unexpected persistent id in data.pkl (BINPERSID at offset 16 of data.pkl)',
+      ],
+      [
+        bytesOf(OP.PROTO2, global('collections', 'OrderedDict'), int1(5), OP.TUPLE1, OP.REDUCE, OP.STOP),
+        'collections.OrderedDict argument is not a list of pairs (REDUCE at offset 30 of data.pkl)',
+      ],
     ];
     for (const [bytes, message] of cases) expectFormatError(() => load(bytes), `${FILE}: ${message}`);
   });
@@ -388,10 +652,19 @@ describe('unpickle: malformed pickles', () => {
   it('bounds the stack, the memo and MARK nesting', () => {
     const dups = bytesOf(OP.PROTO2, OP.NONE, ...new Array<number>(20).fill(OP.DUP), OP.STOP);
     expect(load(dups, { limits: { stackItems: 21 } })).toBeNull();
-    expectFormatError(() => load(dups, { limits: { stackItems: 20 } }), `${FILE}: pickle stack exceeds 20 items (DUP at offset 22 of data.pkl)`);
+    expectFormatError(
+      () => load(dups, { limits: { stackItems: 20 } }),
+      `${FILE}: pickle stack exceeds 20 items (DUP at offset 22 of data.pkl)`,
+    );
     const memos = bytesOf(OP.PROTO2, OP.NONE, OP.MEMOIZE, OP.MEMOIZE, OP.MEMOIZE, OP.STOP);
-    expectFormatError(() => load(memos, { limits: { memoEntries: 2 } }), `${FILE}: pickle memo exceeds 2 entries (MEMOIZE at offset 5 of data.pkl)`);
+    expectFormatError(
+      () => load(memos, { limits: { memoEntries: 2 } }),
+      `${FILE}: pickle memo exceeds 2 entries (MEMOIZE at offset 5 of data.pkl)`,
+    );
     const marks = bytesOf(OP.PROTO2, OP.MARK, OP.MARK, OP.MARK, OP.STOP);
-    expectFormatError(() => load(marks, { limits: { markDepth: 2 } }), `${FILE}: MARKs nested deeper than 2 (MARK at offset 4 of data.pkl)`);
+    expectFormatError(
+      () => load(marks, { limits: { markDepth: 2 } }),
+      `${FILE}: MARKs nested deeper than 2 (MARK at offset 4 of data.pkl)`,
+    );
   });
 });

@@ -28,7 +28,14 @@ export function syntheticImage(width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
-export async function translateCase(args: { model: string; width: number; height: number; tile: 'auto' | 'off' | number; warm: number; threads?: number }): Promise<CaseResult> {
+export async function translateCase(args: {
+  model: string;
+  width: number;
+  height: number;
+  tile: 'auto' | 'off' | number;
+  warm: number;
+  threads?: number;
+}): Promise<CaseResult> {
   const t0 = performance.now();
   const translator = await Translator.load(args.model, { tile: args.tile, threads: args.threads, offline: true });
   const loadMs = performance.now() - t0;

@@ -55,7 +55,11 @@ async function comparePngs(name: string, a: string, b: string, speedup: number):
     name,
     ok: true,
     wallMs: 0,
-    result: { maxLevelDiff: max, identicalFraction: Number((1 - differing / x.data.length).toFixed(6)), speedupVsPython: Number(speedup.toFixed(2)) },
+    result: {
+      maxLevelDiff: max,
+      identicalFraction: Number((1 - differing / x.data.length).toFixed(6)),
+      speedupVsPython: Number(speedup.toFixed(2)),
+    },
   };
 }
 
@@ -70,10 +74,25 @@ function command(name: string, argv: string[], target?: string, repeat = 3, exe:
     if (last.status !== 0) break;
   }
   if (last?.status !== 0) {
-    return { name, ok: false, wallMs: Math.round(times.at(-1) ?? 0), error: String(last?.stderr ?? '').trim().split('\n').at(-1), target };
+    return {
+      name,
+      ok: false,
+      wallMs: Math.round(times.at(-1) ?? 0),
+      error: String(last?.stderr ?? '')
+        .trim()
+        .split('\n')
+        .at(-1),
+      target,
+    };
   }
   times.sort((a, b) => a - b);
-  return { name, ok: true, wallMs: Math.round(times[Math.floor(times.length / 2)]!), result: { runs: times.length, medianMs: Math.round(times[Math.floor(times.length / 2)]!) }, target };
+  return {
+    name,
+    ok: true,
+    wallMs: Math.round(times[Math.floor(times.length / 2)]!),
+    result: { runs: times.length, medianMs: Math.round(times[Math.floor(times.length / 2)]!) },
+    target,
+  };
 }
 
 /** `runWatched` as a measurement: progress on stderr, the child's JSON as `result`. */
@@ -81,7 +100,14 @@ async function watchedChild(name: string, exe: string, argv: string[], limits: W
   process.stderr.write(`bench: ${name} …\n`);
   const run = await runWatched(exe, argv, limits);
   if (run.ok) return { name, ok: true, wallMs: run.wallMs, result: run.json, target };
-  return { name, ok: false, wallMs: run.wallMs, error: run.error, result: run.observedRssMb > 0 ? { observedRssMb: run.observedRssMb } : undefined, target };
+  return {
+    name,
+    ok: false,
+    wallMs: run.wallMs,
+    error: run.error,
+    result: run.observedRssMb > 0 ? { observedRssMb: run.observedRssMb } : undefined,
+    target,
+  };
 }
 
 function flagValue(argv: string[], flag: string): string | undefined {
@@ -107,13 +133,29 @@ async function trainGroup(argv: string[]): Promise<Measured[]> {
     const steps = stepsFlag !== undefined ? Number(stepsFlag) : size <= 64 ? 5 : 3;
     const args = { size, backend, steps, warmup: 1, checkpointing };
     const target = 'issue 4: with tfjs-node, a step no slower than PyTorch CPU (ratio ≤ 1)';
-    const js = await watchedChild(`train ${size}² semi_cut step, TF.js (${backend})`, process.execPath, [caseScript, 'train', JSON.stringify(args)], { timeoutS, maxRssMb }, target);
+    const js = await watchedChild(
+      `train ${size}² semi_cut step, TF.js (${backend})`,
+      process.execPath,
+      [caseScript, 'train', JSON.stringify(args)],
+      { timeoutS, maxRssMb },
+      target,
+    );
     results.push(js);
     if (python) {
       const py = await watchedChild(
         `train ${size}² semi_cut step, PyTorch timing replica`,
         python,
-        [pyScript, '--size', String(size), '--steps', String(steps), '--warmup', '1', '--threads', flagValue(argv, '--torch-threads') ?? '0'],
+        [
+          pyScript,
+          '--size',
+          String(size),
+          '--steps',
+          String(steps),
+          '--warmup',
+          '1',
+          '--threads',
+          flagValue(argv, '--torch-threads') ?? '0',
+        ],
         { timeoutS, maxRssMb },
       );
       results.push(py);
@@ -143,7 +185,14 @@ async function trainGroup(argv: string[]): Promise<Measured[]> {
   if (argv.includes('--profile')) {
     const size = Number(flagValue(argv, '--profile-size') ?? sizes.at(-1));
     const args = { size, backend, steps: 1, warmup: 1, profile: true, checkpointing };
-    results.push(await watchedChild(`train ${size}² semi_cut step, TF.js (${backend}), profiled`, process.execPath, [caseScript, 'train', JSON.stringify(args)], { timeoutS, maxRssMb }));
+    results.push(
+      await watchedChild(
+        `train ${size}² semi_cut step, TF.js (${backend}), profiled`,
+        process.execPath,
+        [caseScript, 'train', JSON.stringify(args)],
+        { timeoutS, maxRssMb },
+      ),
+    );
   }
   return results;
 }
@@ -178,7 +227,14 @@ async function main(): Promise<void> {
     ];
     if (full) sizes.push([4096, 4096, 'auto', 'tiled; bounded memory']);
     for (const [h, w, tile, target] of sizes) {
-      results.push(child(`translate ${w}×${h} tile=${tile}`, 'translate', { model, width: w, height: h, tile, warm: w * h <= 512 * 512 ? 3 : 1 }, target));
+      results.push(
+        child(
+          `translate ${w}×${h} tile=${tile}`,
+          'translate',
+          { model, width: w, height: h, tile, warm: w * h <= 512 * 512 ? 3 : 1 },
+          target,
+        ),
+      );
     }
   }
   if (want('cli') && existsSync(cliBin)) {
@@ -223,7 +279,12 @@ async function main(): Promise<void> {
     benchmark: 'scenimefy-js',
     createdAt: new Date().toISOString(),
     gitCommit: gitCommit(),
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(os.totalmem() / 1e9), node: process.version },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memoryGb: Math.round(os.totalmem() / 1e9),
+      node: process.version,
+    },
     model: path.relative(repoRoot, model),
     results,
   };

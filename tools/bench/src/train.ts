@@ -7,8 +7,22 @@
  * `profile: true` adds where the time goes (forward and backward of each step phase, per network, the
  * optimisers, and tf.profile's kernel totals for one extra step); see README.md.
  */
-import { createPatchDiscriminator, createPatchSampleF, createResnetGenerator, createSemiCutModel, registerWasmTrainingKernels } from '@scenimefy/i2i-core';
-import type { PatchDiscriminator, PatchSampleF, ResnetGenerator, SemiCutBatch, SemiCutModel, SemiCutNetworks, Tf } from '@scenimefy/i2i-core';
+import {
+  createPatchDiscriminator,
+  createPatchSampleF,
+  createResnetGenerator,
+  createSemiCutModel,
+  registerWasmTrainingKernels,
+} from '@scenimefy/i2i-core';
+import type {
+  PatchDiscriminator,
+  PatchSampleF,
+  ResnetGenerator,
+  SemiCutBatch,
+  SemiCutModel,
+  SemiCutNetworks,
+  Tf,
+} from '@scenimefy/i2i-core';
 import { describeBackend, loadTf } from '@scenimefy/io';
 import type { BackendPreference } from '@scenimefy/io';
 import type { Scalar, Tensor4D, Variable } from '@tensorflow/tfjs-core';
@@ -155,7 +169,8 @@ function instrument(tf: Tf, networks: SemiCutNetworks) {
   let tapeIndex = 0;
   let measuring = false;
   let depth = 0;
-  const timed = <A extends unknown[], R>(key: () => string, f: (...a: A) => R) =>
+  const timed =
+    <A extends unknown[], R>(key: () => string, f: (...a: A) => R) =>
     (...a: A): R => {
       if (!measuring || depth > 0) return f(...a);
       depth++;
@@ -189,10 +204,16 @@ function instrument(tf: Tf, networks: SemiCutNetworks) {
   const g = networks.netG as { forward: ResnetGenerator['forward']; encode: ResnetGenerator['encode'] };
   g.forward = timed(() => `${phase}.netG.forwardMs`, networks.netG.forward.bind(networks.netG));
   g.encode = timed(() => `${phase}.netG.encodeMs`, networks.netG.encode.bind(networks.netG));
-  for (const [name, d] of [['netD', networks.netD], ['netDp', networks.netDp]] as const) {
+  for (const [name, d] of [
+    ['netD', networks.netD],
+    ['netDp', networks.netDp],
+  ] as const) {
     (d as { forward: PatchDiscriminator['forward'] }).forward = timed(() => `${phase}.${name}.forwardMs`, d.forward.bind(d));
   }
-  for (const [name, f] of [['netF', networks.netF], ['netFs', networks.netFs]] as const) {
+  for (const [name, f] of [
+    ['netF', networks.netF],
+    ['netFs', networks.netFs],
+  ] as const) {
     (f as { sample: PatchSampleF['sample'] }).sample = timed(() => `${phase}.${name}.sampleMs`, f.sample.bind(f));
   }
   let stepMs = 0;

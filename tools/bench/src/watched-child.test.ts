@@ -7,12 +7,18 @@ const procfs = existsSync('/proc/self/status');
 
 describe('runWatched', () => {
   it('returns the last stdout line as JSON', async () => {
-    const run = await runWatched(node, ['-e', 'console.log("progress"); console.log(JSON.stringify({ a: 1 }))'], { timeoutS: 30, maxRssMb: 4096 });
+    const run = await runWatched(node, ['-e', 'console.log("progress"); console.log(JSON.stringify({ a: 1 }))'], {
+      timeoutS: 30,
+      maxRssMb: 4096,
+    });
     expect(run).toMatchObject({ ok: true, json: { a: 1 } });
   });
 
   it('reports a failing child by its last stderr line', async () => {
-    const run = await runWatched(node, ['-e', 'console.error("first"); console.error("boom"); process.exit(3)'], { timeoutS: 30, maxRssMb: 4096 });
+    const run = await runWatched(node, ['-e', 'console.error("first"); console.error("boom"); process.exit(3)'], {
+      timeoutS: 30,
+      maxRssMb: 4096,
+    });
     expect(run).toMatchObject({ ok: false, error: 'boom' });
   });
 

@@ -57,7 +57,9 @@ export function runWatched(exe: string, argv: readonly string[], limits: WatchLi
       clearTimeout(timer);
       resolve(run);
     };
-    proc.on('error', (error) => finish({ ok: false, wallMs: Math.round(performance.now() - t0), error: error.message, observedRssMb: Math.round(observedMb) }));
+    proc.on('error', (error) =>
+      finish({ ok: false, wallMs: Math.round(performance.now() - t0), error: error.message, observedRssMb: Math.round(observedMb) }),
+    );
     proc.on('close', (code) => {
       const wallMs = Math.round(performance.now() - t0);
       const observedRssMb = Math.round(observedMb);

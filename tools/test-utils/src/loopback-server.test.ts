@@ -10,7 +10,10 @@ import { makeTempDir } from './temp-dir';
 import type { TempDir } from './temp-dir';
 
 /** A GET through node:http (not fetch), so a cut-off body shows up as an error and nothing is pooled. */
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];

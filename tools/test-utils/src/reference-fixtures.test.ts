@@ -43,7 +43,9 @@ describe('referenceFixturesDir', () => {
 
   it('prefers the environment variable', () => {
     expect(withEnv('/somewhere/else', referenceFixturesDir)).toBe(path.resolve('/somewhere/else'));
-    expect(withEnv('/somewhere/else', () => referenceFixturePath('i2i', 'x.json'))).toBe(path.join(path.resolve('/somewhere/else'), 'i2i', 'x.json'));
+    expect(withEnv('/somewhere/else', () => referenceFixturePath('i2i', 'x.json'))).toBe(
+      path.join(path.resolve('/somewhere/else'), 'i2i', 'x.json'),
+    );
   });
 
   it('falls back to ../shared/fixtures/reference when present, else to the copies kept in the repo', () => {
@@ -94,7 +96,9 @@ describe('loadReferenceFixture on a fixture made here', () => {
       })();
       expect(missing).toBeInstanceOf(ContractError);
       expect(missing.message).toBe(`${f.sidecarPath}: tol.rtol: not in the fixture sidecar`);
-      expect(() => f.sidecarString('tol.atol')).toThrow(`${f.sidecarPath}: tol.atol: expected a string in the fixture sidecar, got 0.00001`);
+      expect(() => f.sidecarString('tol.atol')).toThrow(
+        `${f.sidecarPath}: tol.atol: expected a string in the fixture sidecar, got 0.00001`,
+      );
       expect(() => f.tensor('y')).toThrow(`${f.tensorsPath}: no tensor "y" (has: x)`);
 
       const absent = await rejectionOf(withEnv(dir, () => loadReferenceFixture('g', 'nope')));

@@ -37,5 +37,4 @@ describe('guardAgainstSideEffects', () => {
       expect(1).toBe(1);
     });
   });
-
 });

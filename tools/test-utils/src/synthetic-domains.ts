@@ -93,11 +93,13 @@ interface Region {
 }
 
 function checkedSize(size: number, what: string): void {
-  if (!Number.isInteger(size) || size < 8 || size > 1024) throw new UsageError(`${what}: size must be an integer from 8 to 1024, got ${String(size)}`);
+  if (!Number.isInteger(size) || size < 8 || size > 1024)
+    throw new UsageError(`${what}: size must be an integer from 8 to 1024, got ${String(size)}`);
 }
 
 function checkedSeed(seed: number, what: string): void {
-  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new UsageError(`${what}: seed must be an integer in [0, 2^32), got ${String(seed)}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32)
+    throw new UsageError(`${what}: seed must be an integer in [0, 2^32), got ${String(seed)}`);
 }
 
 function regionsOf(seed: number, size: number): Region[] {

@@ -71,7 +71,12 @@ describe('compareTensors', () => {
   });
 
   it('fails on unequal lengths, a shape that does not fit, or negative tolerances', () => {
-    expect(compareTensors([1, 2], [1, 2, 3], { atol: 1, rtol: 0 })).toMatchObject({ ok: false, mismatches: 0, actualLength: 2, expectedLength: 3 });
+    expect(compareTensors([1, 2], [1, 2, 3], { atol: 1, rtol: 0 })).toMatchObject({
+      ok: false,
+      mismatches: 0,
+      actualLength: 2,
+      expectedLength: 3,
+    });
     const badShape = compareTensors([1, 2], [1, 2], { atol: 1, rtol: 0, shape: [3] });
     expect(badShape).toMatchObject({ ok: false, problem: 'shape [3] holds 3 elements, expected has 2', worstCoord: undefined });
     expect(compareTensors([1], [1], { atol: -1, rtol: 0 }).problem).toBe('atol and rtol must be non-negative numbers, got atol -1, rtol 0');
@@ -95,9 +100,7 @@ describe('toBeCloseToTensor', () => {
 
   it('fails with the worst element, its coordinate, the diff and the mismatch count', () => {
     const actual = new Float32Array([0, 0, 0, 0, 0.25, 0]);
-    const message = failureMessageOf(() =>
-      expect(actual).toBeCloseToTensor(new Float32Array(6), { atol: 1e-3, rtol: 0, shape: [2, 3] }),
-    );
+    const message = failureMessageOf(() => expect(actual).toBeCloseToTensor(new Float32Array(6), { atol: 1e-3, rtol: 0, shape: [2, 3] }));
     expect(message).toBe(
       'expected tensor to be close to the reference: 1 of 6 elements differ; worst at index 4 [1, 1]: actual 0.25, expected 0, ' +
         '|diff| 0.25 (allowed 0.001); max |diff| 0.25, max rel diff Infinity (atol 0.001, rtol 0)',
@@ -118,9 +121,13 @@ describe('toBeCloseToTensor', () => {
   });
 
   it('fails on a length mismatch, missing tolerances or non-numeric input', () => {
-    expect(failureMessageOf(() => expect([1]).toBeCloseToTensor([1, 2], { atol: 1, rtol: 1 }))).toContain('actual has 1 elements, expected has 2');
+    expect(failureMessageOf(() => expect([1]).toBeCloseToTensor([1, 2], { atol: 1, rtol: 1 }))).toContain(
+      'actual has 1 elements, expected has 2',
+    );
     const noTolerance = { atol: 1 } as unknown as { atol: number; rtol: number };
-    expect(failureMessageOf(() => expect([1]).toBeCloseToTensor([1], noTolerance))).toBe('toBeCloseToTensor: give explicit tolerances, { atol, rtol }');
+    expect(failureMessageOf(() => expect([1]).toBeCloseToTensor([1], noTolerance))).toBe(
+      'toBeCloseToTensor: give explicit tolerances, { atol, rtol }',
+    );
     expect(failureMessageOf(() => expect(new BigInt64Array(1)).toBeCloseToTensor([0], { atol: 0, rtol: 0 }))).toBe(
       'toBeCloseToTensor: actual and expected must be number arrays or non-bigint typed arrays',
     );

@@ -46,11 +46,7 @@ export interface TensorComparison {
  * is a mismatch. Infinities must match exactly (as numpy.isclose). Elements beyond the shorter length are not
  * compared, but unequal lengths make the comparison fail.
  */
-export function compareTensors(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  options: TensorCloseOptions,
-): TensorComparison {
+export function compareTensors(actual: ArrayLike<number>, expected: ArrayLike<number>, options: TensorCloseOptions): TensorComparison {
   const { atol, rtol, shape } = options;
   // Misuse fails the comparison with a reason instead of throwing, so a matcher reports it like any failure.
   let problem: string | undefined;
@@ -130,12 +126,11 @@ export function describeTensorComparison(report: TensorComparison): string {
   const nan = report.nanMismatches > 0 ? ` (${report.nanMismatches} NaN vs number)` : '';
   parts.push(`${report.mismatches} of ${compared} elements differ${nan}`);
   if (report.worstIndex >= 0) {
-    const where = report.worstCoord !== undefined ? `index ${report.worstIndex} [${report.worstCoord.join(', ')}]` : `index ${report.worstIndex}`;
+    const where =
+      report.worstCoord !== undefined ? `index ${report.worstIndex} [${report.worstCoord.join(', ')}]` : `index ${report.worstIndex}`;
     const allowed = report.atol + report.rtol * Math.abs(report.worstExpected);
     const diff = Math.abs(report.worstActual - report.worstExpected);
-    parts.push(
-      `worst at ${where}: actual ${report.worstActual}, expected ${report.worstExpected}, |diff| ${diff} (allowed ${allowed})`,
-    );
+    parts.push(`worst at ${where}: actual ${report.worstActual}, expected ${report.worstExpected}, |diff| ${diff} (allowed ${allowed})`);
   }
   parts.push(`max |diff| ${report.maxAbsDiff}, max rel diff ${report.maxRelDiff} (atol ${report.atol}, rtol ${report.rtol})`);
   return parts.join('; ');

@@ -31,7 +31,9 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
     await session.release();
     const back = await resolveModel(out);
     const original = await readTorchStateDict(pth);
-    expect(Buffer.from(back.stateDict.get('model.30.weight')!.bytes).equals(Buffer.from(original.get('model.30.weight')!.bytes))).toBe(true);
+    expect(Buffer.from(back.stateDict.get('model.30.weight')!.bytes).equals(Buffer.from(original.get('model.30.weight')!.bytes))).toBe(
+      true,
+    );
     const again = await runCli(['export', pth, '--onnx', out]);
     expect(again.code).toBe(1);
     expect(again.stderr).toBe(`scenimefy: ${out}: already exists (pass --force to overwrite)\n`);
@@ -46,10 +48,23 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
     const server = await startLoopbackServer({ '/netG-ngf16.pth': { body: bytes }, '/vgg.pth': { body: vggBytes } });
     try {
       const manifest = path.join(tmp.dir, 'mirror.json');
-      const entry = { name: 'tiny', file: 'netG-ngf16.pth', url: server.url('/netG-ngf16.pth'), sha256: await sha256File(pth), bytes: bytes.length };
+      const entry = {
+        name: 'tiny',
+        file: 'netG-ngf16.pth',
+        url: server.url('/netG-ngf16.pth'),
+        sha256: await sha256File(pth),
+        bytes: bytes.length,
+      };
       const vggFile = path.join(tmp.dir, 'vgg.pth');
       await fsp.writeFile(vggFile, vggBytes);
-      const vgg = { name: 'tinyvgg', kind: 'vgg19-features', file: 'vgg.pth', url: server.url('/vgg.pth'), sha256: await sha256File(vggFile), bytes: vggBytes.length };
+      const vgg = {
+        name: 'tinyvgg',
+        kind: 'vgg19-features',
+        file: 'vgg.pth',
+        url: server.url('/vgg.pth'),
+        sha256: await sha256File(vggFile),
+        bytes: vggBytes.length,
+      };
       await fsp.writeFile(manifest, JSON.stringify({ models: [entry, vgg] }));
       process.env.SCENIMEFY_MODEL_MANIFEST = manifest;
       process.env.SCENIMEFY_OFFLINE = '0';
@@ -64,10 +79,19 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
       // A non-generator model (VGG-19 weights for --lambda-vgg) is fetched as is, without an ONNX conversion.
       const fetchedVgg = await runCli(['models', 'fetch', 'tinyvgg', '--json']);
       expect(fetchedVgg.code).toBe(0);
-      expect(fetchedVgg.events().at(-1)).toMatchObject({ event: 'fetched', name: 'tinyvgg', file: path.join(tmp.dir, 'cache', 'models', 'tinyvgg', 'vgg.pth'), onnx: null });
+      expect(fetchedVgg.events().at(-1)).toMatchObject({
+        event: 'fetched',
+        name: 'tinyvgg',
+        file: path.join(tmp.dir, 'cache', 'models', 'tinyvgg', 'vgg.pth'),
+        onnx: null,
+      });
       const fetched = await runCli(['models', 'fetch', 'tiny', '--json']);
       expect(fetched.code).toBe(0);
-      expect(fetched.events().at(-1)).toMatchObject({ event: 'fetched', name: 'tiny', onnx: path.join(tmp.dir, 'cache', 'models', 'tiny', 'model.onnx') });
+      expect(fetched.events().at(-1)).toMatchObject({
+        event: 'fetched',
+        name: 'tiny',
+        onnx: path.join(tmp.dir, 'cache', 'models', 'tiny', 'model.onnx'),
+      });
       list = await runCli(['models', 'list', '--json']);
       expect(list.events().find((e) => e.name === 'tiny')).toMatchObject({ cached: true });
 
@@ -75,12 +99,18 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
       process.env.SCENIMEFY_CACHE_DIR = path.join(tmp.dir, 'cache2');
       const imported = await runCli(['models', 'import', pth, '--json']);
       expect(imported.code).toBe(0);
-      expect(imported.events()[0]).toMatchObject({ event: 'imported', name: 'tiny', file: path.join(tmp.dir, 'cache2', 'models', 'tiny', 'netG-ngf16.pth') });
+      expect(imported.events()[0]).toMatchObject({
+        event: 'imported',
+        name: 'tiny',
+        file: path.join(tmp.dir, 'cache2', 'models', 'tiny', 'netG-ngf16.pth'),
+      });
       const stranger = path.join(tmp.dir, 'other.pth');
       await fsp.writeFile(stranger, 'not a known model');
       const refused = await runCli(['models', 'import', stranger]);
       expect(refused.code).toBe(3);
-      expect(refused.stderr).toMatch(/^scenimefy: .*other\.pth: sha256 [0-9a-f]{64} matches no known model \(shinkai: 3bdeced1.*; use it directly with --model instead\n$/);
+      expect(refused.stderr).toMatch(
+        /^scenimefy: .*other\.pth: sha256 [0-9a-f]{64} matches no known model \(shinkai: 3bdeced1.*; use it directly with --model instead\n$/,
+      );
       expect(server.requests).toHaveLength(2);
     } finally {
       await server.close();
@@ -94,7 +124,9 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
       process.env.SCENIMEFY_OFFLINE = '0';
       const r = await runCli(['models', 'fetch']);
       expect(r.code).toBe(3);
-      expect(r.stderr.split('\n')[1]).toBe(`scenimefy: ${server.url('/Shinkai_net_G.pth')} serves 1000 bytes, expected 45570633 for Shinkai_net_G.pth; not downloading it`);
+      expect(r.stderr.split('\n')[1]).toBe(
+        `scenimefy: ${server.url('/Shinkai_net_G.pth')} serves 1000 bytes, expected 45570633 for Shinkai_net_G.pth; not downloading it`,
+      );
       await expect(fsp.readdir(path.join(tmp.dir, 'cache', 'models', 'shinkai'))).resolves.toEqual([]);
     } finally {
       await server.close();

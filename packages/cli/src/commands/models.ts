@@ -1,15 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
-import {
-  MODEL_KINDS,
-  cachedModelPath,
-  fetchModel,
-  isModelCached,
-  modelCacheDir,
-  resolveModel,
-  resolveRegistry,
-} from '@scenimefy/i2i-core';
+import { MODEL_KINDS, cachedModelPath, fetchModel, isModelCached, modelCacheDir, resolveModel, resolveRegistry } from '@scenimefy/i2i-core';
 import { IntegrityError, InputError, produceFileAtomic, sha256File } from '@scenimefy/io';
 
 import type { Output } from '../output';
@@ -23,7 +15,15 @@ export async function modelsListCommand(out: Output): Promise<number> {
       `${entry.name}\t${cached ? 'cached' : 'not cached'}\t${megabytes(entry.bytes)} MB\t${entry.description}`,
       `\t${cached ? cachedModelPath(entry) : entry.url}`,
     );
-    out.event({ event: 'model', name: entry.name, cached, file: cachedModelPath(entry), url: entry.url, bytes: entry.bytes, sha256: entry.sha256 });
+    out.event({
+      event: 'model',
+      name: entry.name,
+      cached,
+      file: cachedModelPath(entry),
+      url: entry.url,
+      bytes: entry.bytes,
+      sha256: entry.sha256,
+    });
   }
   if (!out.json) out.streams.stdout.write(`${lines.join('\n')}\n`);
   return 0;

@@ -12,16 +12,14 @@ const silent: Progress = { update: () => undefined, stop: () => undefined };
 
 export function startProgress(out: Output, total: number, format: string): Progress {
   if (out.json || !out.streams.isTTY || total <= 0) return silent;
-  const bar = new SingleBar(
-    {
-      format,
-      stream: out.streams.stderr as NodeJS.WriteStream,
-      hideCursor: true,
-      etaBuffer: 20,
-      fps: 5,
-      clearOnComplete: false,
-    },
-  );
+  const bar = new SingleBar({
+    format,
+    stream: out.streams.stderr as NodeJS.WriteStream,
+    hideCursor: true,
+    etaBuffer: 20,
+    fps: 5,
+    clearOnComplete: false,
+  });
   bar.start(total, 0, {});
   return {
     update: (value, payload) => bar.update(value, payload ?? {}),

@@ -13,15 +13,40 @@ describe('train flags', () => {
     const keys = TRAIN_FLAGS.map((f) => f.key);
     expect([...keys].sort()).toEqual(Object.keys(TRAIN_DEFAULTS).sort());
     expect(new Set(keys).size).toBe(keys.length);
-    for (const f of TRAIN_FLAGS) expect({ key: f.key, value: f.shownDefault }).toEqual({ key: f.key, value: (TRAIN_DEFAULTS as unknown as Record<string, unknown>)[f.key] });
+    for (const f of TRAIN_FLAGS)
+      expect({ key: f.key, value: f.shownDefault }).toEqual({
+        key: f.key,
+        value: (TRAIN_DEFAULTS as unknown as Record<string, unknown>)[f.key],
+      });
   });
 
   it('give only the options the user set, under their option names', () => {
     const cmd = new Command('t').exitOverride();
     for (const o of trainOptions()) cmd.addOption(o);
-    cmd.parse(['--lambda-nce-s', '0.01', '--no-flip', '--no-dce-idt', '--nce-layers', '0,4', '--pair-weight-schedule', 'cosine', '--max-iterations', '7'], { from: 'user' });
+    cmd.parse(
+      [
+        '--lambda-nce-s',
+        '0.01',
+        '--no-flip',
+        '--no-dce-idt',
+        '--nce-layers',
+        '0,4',
+        '--pair-weight-schedule',
+        'cosine',
+        '--max-iterations',
+        '7',
+      ],
+      { from: 'user' },
+    );
     const options = optionsFromFlags(cmd.opts());
-    expect(options).toEqual({ lambdaNceS: 0.01, noFlip: true, dceIdt: false, nceLayers: [0, 4], pairWeightSchedule: 'cosine', maxIterations: 7 });
+    expect(options).toEqual({
+      lambdaNceS: 0.01,
+      noFlip: true,
+      dceIdt: false,
+      nceLayers: [0, 4],
+      pairWeightSchedule: 'cosine',
+      maxIterations: 7,
+    });
     expect(resolvedTrainOptions(options as never).lambdaNceS).toBe(0.01);
     const none = new Command('t').exitOverride();
     for (const o of trainOptions()) none.addOption(o);
@@ -45,7 +70,8 @@ describe('train flags', () => {
     expect(help).toContain('--lambda-nce-s <w>');
     expect(help).toMatch(/EFFECTIVE weight of StylePatchNCE.*\(default: 0\.0025\)/);
     expect(help).toMatch(/--max-iterations <n>.*\(default: none\)/);
-    for (const required of ['--unpaired <dir>', '--paired <dir|manifest>', '--out <run>', '--resume', '--backend <name>']) expect(help).toContain(required);
+    for (const required of ['--unpaired <dir>', '--paired <dir|manifest>', '--out <run>', '--resume', '--backend <name>'])
+      expect(help).toContain(required);
   });
 
   it('refuse bad values with a one-line reason', async () => {

@@ -15,8 +15,30 @@ const hasNode = availableBackends().some((b) => b.candidate === 'tfjs-node');
 const describeNode = hasNode ? describe : describe.skip;
 
 const TINY = [
-  '--ngf', '8', '--ndf', '8', '--netf-nc', '16', '--num-patches', '16', '--load-size', '32', '--crop-size', '32',
-  '--n-epochs', '1', '--n-epochs-decay', '0', '--save-every', '2', '--sample-every', '2', '--log-every', '1', '--backend', 'tfjs-node',
+  '--ngf',
+  '8',
+  '--ndf',
+  '8',
+  '--netf-nc',
+  '16',
+  '--num-patches',
+  '16',
+  '--load-size',
+  '32',
+  '--crop-size',
+  '32',
+  '--n-epochs',
+  '1',
+  '--n-epochs-decay',
+  '0',
+  '--save-every',
+  '2',
+  '--sample-every',
+  '2',
+  '--log-every',
+  '1',
+  '--backend',
+  'tfjs-node',
 ];
 
 describeNode('scenimefy train (tfjs-node)', () => {

@@ -67,7 +67,9 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
           } else if (event.type === 'checkpoint') {
             if (bar === undefined) out.info(`checkpoint ${event.folder}`);
           } else if (event.type === 'iteration' && bar === undefined) {
-            const losses = Object.entries(event.losses).map(([k, v]) => `${k} ${short(v)}`).join(' ');
+            const losses = Object.entries(event.losses)
+              .map(([k, v]) => `${k} ${short(v)}`)
+              .join(' ');
             out.info(`iter ${event.iteration} epoch ${event.epoch}: ${losses}`);
           }
         },
@@ -91,7 +93,14 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
     const where = result.checkpoint ? path.relative(process.cwd(), result.checkpoint) || result.checkpoint : 'no checkpoint';
     out.result(
       `${result.status}: ${result.iteration} iterations, epoch ${result.epoch}, newest checkpoint ${where}; report ${path.join(flags.out, 'report.html')}`,
-      { event: 'done', status: result.status, iteration: result.iteration, epoch: result.epoch, checkpoint: result.checkpoint, backend: result.backend },
+      {
+        event: 'done',
+        status: result.status,
+        iteration: result.iteration,
+        epoch: result.epoch,
+        checkpoint: result.checkpoint,
+        backend: result.backend,
+      },
     );
     return result.status === 'stopped' && interrupts > 0 ? 130 : 0;
   } finally {

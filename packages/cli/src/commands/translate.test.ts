@@ -126,7 +126,9 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
     await photo(path.join(inDir, 'good.png'), 32, 32);
     await fsp.writeFile(path.join(inDir, 'empty.jpg'), '');
     await fsp.writeFile(path.join(inDir, 'text.png'), 'this is not a png\n');
-    const jpeg = await sharp(Buffer.alloc(64 * 64 * 3, 128), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+    const jpeg = await sharp(Buffer.alloc(64 * 64 * 3, 128), { raw: { width: 64, height: 64, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     await fsp.writeFile(path.join(inDir, 'truncated.jpg'), jpeg.subarray(0, Math.floor(jpeg.length / 2)));
     await photo(path.join(inDir, 'tiny.png'), 1, 1);
     // A PNG header that claims 100000×100000 pixels: refused before any decoding.
@@ -195,7 +197,23 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
   it('explains every option in --help', async () => {
     const r = await runCli(['translate', '--help']);
     expect(r.code).toBe(0);
-    for (const opt of ['--output', '--format', '--quality', '--if-exists', '--model', '--max-side', '--resize-back', '--round-output', '--no-exif', '--max-pixels', '--tile', '--threads', '--device', '--offline', '--json']) {
+    for (const opt of [
+      '--output',
+      '--format',
+      '--quality',
+      '--if-exists',
+      '--model',
+      '--max-side',
+      '--resize-back',
+      '--round-output',
+      '--no-exif',
+      '--max-pixels',
+      '--tile',
+      '--threads',
+      '--device',
+      '--offline',
+      '--json',
+    ]) {
       expect(r.stdout).toContain(opt);
     }
   });

@@ -115,7 +115,11 @@ async function prepareOutputFolder(dir: string): Promise<void> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
     const why =
-      code === 'EEXIST' || code === 'ENOTDIR' ? 'is a file, not a folder' : code === 'EACCES' || code === 'EPERM' ? 'is not writable' : `cannot be created (${code})`;
+      code === 'EEXIST' || code === 'ENOTDIR'
+        ? 'is a file, not a folder'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'is not writable'
+          : `cannot be created (${code})`;
     throw new InputError(`output folder ${why}`, { file: dir, cause: error });
   }
   const stat = await fsp.stat(dir);

@@ -153,8 +153,7 @@ describe('exportGeneratorOnnx', () => {
       const batched = await runGenerator(session, both, [2, 3, 8, 12]);
       const first = await runGenerator(session, both.subarray(0, n), [1, 3, 8, 12]);
       const second = await runGenerator(session, both.subarray(n), [1, 3, 8, 12]);
-      const maxDiff = (a: Float32Array, b: Float32Array): number =>
-        a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] ?? NaN))), 0);
+      const maxDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] ?? NaN))), 0);
       expect(maxDiff(batched.subarray(0, n), first)).toBeLessThan(1e-6);
       expect(maxDiff(batched.subarray(n), second)).toBeLessThan(1e-6);
     } finally {
@@ -179,10 +178,7 @@ describe('exportGeneratorOnnx', () => {
   });
 
   it('reads a prefixed checkpoint (netG.) and ignores the other networks in it', () => {
-    const combined: TensorMap = new Map([
-      ...syntheticStateDict(ngf, 'netG.'),
-      ['netD.model.0.weight', f32([1], new Float32Array(1))],
-    ]);
+    const combined: TensorMap = new Map([...syntheticStateDict(ngf, 'netG.'), ['netD.model.0.weight', f32([1], new Float32Array(1))]]);
     const a = exportGeneratorOnnx(combined, { prefix: 'netG.' });
     expect(Buffer.from(a)).toEqual(Buffer.from(exportGeneratorOnnx(stateDict)));
   });
@@ -217,9 +213,7 @@ describe('exportGeneratorOnnx', () => {
     expect(fail(withTensor(stateDict, 'model.1.weight', f32([2, 3, 7], new Float32Array(42))))).toMatch(
       /'model\.1\.weight' has shape \[2, 3, 7\], expected \[ngf, 3, 7, 7\]/,
     );
-    expect(fail(withTensor(stateDict, 'model.31.weight', f32([1], new Float32Array(1))))).toMatch(
-      /unexpected key 'model\.31\.weight'/,
-    );
+    expect(fail(withTensor(stateDict, 'model.31.weight', f32([1], new Float32Array(1))))).toMatch(/unexpected key 'model\.31\.weight'/);
     expect(fail(stateDict, 'netG.')).toMatch(/no tensor has the prefix 'netG\.'/);
     expect(fail(withTensor(stateDict, 'model.1.bias', { dtype: 'I64', shape: [2], bytes: new Uint8Array(16) }))).toMatch(
       /dtype I64, expected a float type/,
@@ -253,9 +247,7 @@ describe('exportGeneratorOnnx', () => {
   });
 
   it('generatorStateDictFromOnnx refuses what is not a complete generator', () => {
-    expect(() => generatorStateDictFromOnnx(Uint8Array.from([0x0a, 0xff, 0xff]), 'bad.onnx')).toThrow(
-      /bad\.onnx: not an ONNX model/,
-    );
+    expect(() => generatorStateDictFromOnnx(Uint8Array.from([0x0a, 0xff, 0xff]), 'bad.onnx')).toThrow(/bad\.onnx: not an ONNX model/);
     const foreign = onnx.ModelProto.encode({ irVersion: 8, graph: { name: 'empty' } }).finish();
     expect(() => generatorStateDictFromOnnx(foreign, 'other.onnx')).toThrow(ModelFormatError);
     const partial = onnx.ModelProto.decode(exportGeneratorOnnx(stateDict, { upsample: 'conv-transpose' }));

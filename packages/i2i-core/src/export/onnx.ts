@@ -96,10 +96,9 @@ export function validatedGeneratorStateDict(
   }
   const ngf = stem.shape[0];
   if (stem.shape.length !== 4 || ngf === undefined || ngf < 1) {
-    throw new ModelFormatError(
-      `${where}: '${prefix}model.1.weight' has shape [${stem.shape.join(', ')}], expected [ngf, 3, 7, 7]`,
-      { file: options.source },
-    );
+    throw new ModelFormatError(`${where}: '${prefix}model.1.weight' has shape [${stem.shape.join(', ')}], expected [ngf, 3, 7, 7]`, {
+      file: options.source,
+    });
   }
   const expected = generatorStateDictShapes(ngf);
   for (const [key, shape] of expected) {
@@ -129,10 +128,9 @@ export function validatedGeneratorStateDict(
   }
   for (const key of tensors.keys()) {
     if (!expected.has(key)) {
-      throw new ModelFormatError(
-        `${where}: unexpected key '${prefix}${key}' (not part of the resnet_9blocks generator)`,
-        { file: options.source },
-      );
+      throw new ModelFormatError(`${where}: unexpected key '${prefix}${key}' (not part of the resnet_9blocks generator)`, {
+        file: options.source,
+      });
     }
   }
   // Canonical (SPEC §2) order, whatever order the source listed them in.
@@ -145,9 +143,7 @@ export function validatedGeneratorStateDict(
 export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnxOptions = {}): Uint8Array {
   const opset = options.opset ?? DEFAULT_GENERATOR_OPSET;
   if (!Number.isInteger(opset) || opset < DEFAULT_GENERATOR_OPSET || opset > MAX_GENERATOR_OPSET) {
-    throw new UsageError(
-      `ONNX opset must be an integer from ${DEFAULT_GENERATOR_OPSET} to ${MAX_GENERATOR_OPSET}, got ${opset}`,
-    );
+    throw new UsageError(`ONNX opset must be an integer from ${DEFAULT_GENERATOR_OPSET} to ${MAX_GENERATOR_OPSET}, got ${opset}`);
   }
   const requested = options.upsample ?? 'auto';
   if (requested !== 'auto' && requested !== 'conv-transpose' && requested !== 'resize') {
@@ -240,11 +236,7 @@ export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnx
 }
 
 /** Export the generator to `outFile` (written atomically: a reader never sees a partial model). */
-export async function exportGeneratorOnnxFile(
-  stateDict: TensorMap,
-  outFile: string,
-  options: GeneratorOnnxOptions = {},
-): Promise<void> {
+export async function exportGeneratorOnnxFile(stateDict: TensorMap, outFile: string, options: GeneratorOnnxOptions = {}): Promise<void> {
   await writeFileAtomic(outFile, exportGeneratorOnnx(stateDict, options));
 }
 
@@ -285,7 +277,10 @@ export function generatorStateDictFromOnnx(bytes: Uint8Array, file?: string): Te
   const ngf = stateDict.get('model.1.weight')?.shape[0];
   if (upsample === 'resize' && ngf !== undefined) {
     // A 'resize' export is only written when both buffers are the standard filter, so they are restored as such.
-    for (const [key, channels] of [['model.21.filt', 4 * ngf], ['model.25.filt', 2 * ngf]] as const) {
+    for (const [key, channels] of [
+      ['model.21.filt', 4 * ngf],
+      ['model.25.filt', 2 * ngf],
+    ] as const) {
       if (!stateDict.has(key)) stateDict.set(key, standardUpsampleFilter(channels));
     }
   }
@@ -329,11 +324,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /** Why the k×k depthwise `filt` buffer is not outer(taps1d, taps1d) in every channel, or undefined when it is. */
-function nonStandardFilterProblem(
-  tensors: Map<string, TensorData>,
-  key: string,
-  taps1d: readonly number[],
-): string | undefined {
+function nonStandardFilterProblem(tensors: Map<string, TensorData>, key: string, taps1d: readonly number[]): string | undefined {
   const tensor = tensors.get(key);
   if (tensor === undefined) return 'missing';
   const k = taps1d.length;
@@ -351,7 +342,6 @@ function float32Bytes(tensor: TensorData): Uint8Array {
   const values = tensorToFloat32(tensor);
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
-
 
 /** Accumulates nodes and initializers; every method returns the name of the value it produces. */
 class GraphBuilder {
@@ -409,11 +399,11 @@ class GraphBuilder {
   conv(x: string, prefix: string, { pad }: { pad: number }): string {
     const w = this.tensors.get(`${prefix}.weight`);
     const k = w?.shape[2] ?? 0;
-    return this.node('Conv', [x, this.weight(`${prefix}.weight`), this.weight(`${prefix}.bias`)], [
-      intsAttr('kernel_shape', [k, k]),
-      intsAttr('pads', [pad, pad, pad, pad]),
-      intsAttr('strides', [1, 1]),
-    ]);
+    return this.node(
+      'Conv',
+      [x, this.weight(`${prefix}.weight`), this.weight(`${prefix}.bias`)],
+      [intsAttr('kernel_shape', [k, k]), intsAttr('pads', [pad, pad, pad, pad]), intsAttr('strides', [1, 1])],
+    );
   }
 
   instanceNorm(x: string, channels: number): string {
@@ -434,12 +424,11 @@ class GraphBuilder {
   /** Downsample (SPEC §1 idx 7/11): reflect-pad 1, depthwise 3×3 blur, stride 2; output ceil(H/2). */
   downsample(x: string, prefix: string, channels: number): string {
     const padded = this.pad(x, 1, 'reflect');
-    return this.node('Conv', [padded, this.weight(`${prefix}.filt`)], [
-      intAttr('group', channels),
-      intsAttr('kernel_shape', [3, 3]),
-      intsAttr('pads', [0, 0, 0, 0]),
-      intsAttr('strides', [2, 2]),
-    ]);
+    return this.node(
+      'Conv',
+      [padded, this.weight(`${prefix}.filt`)],
+      [intAttr('group', channels), intsAttr('kernel_shape', [3, 3]), intsAttr('pads', [0, 0, 0, 0]), intsAttr('strides', [2, 2])],
+    );
   }
 
   /**
@@ -449,21 +438,17 @@ class GraphBuilder {
    */
   upsampleTransposed(x: string, prefix: string, channels: number): string {
     const padded = this.pad(x, 1, 'edge');
-    return this.node('ConvTranspose', [padded, this.weight(`${prefix}.filt`)], [
-      intAttr('group', channels),
-      intsAttr('kernel_shape', [4, 4]),
-      intsAttr('pads', [3, 3, 3, 3]),
-      intsAttr('strides', [2, 2]),
-    ]);
+    return this.node(
+      'ConvTranspose',
+      [padded, this.weight(`${prefix}.filt`)],
+      [intAttr('group', channels), intsAttr('kernel_shape', [4, 4]), intsAttr('pads', [3, 3, 3, 3]), intsAttr('strides', [2, 2])],
+    );
   }
 
   /** Bilinear ×2 with align_corners=False, equal to the transposed blur (SPEC §1 closed form). */
   resizeUp2(x: string): string {
     const scales = this.constant('resize_scales_x2', [4], onnx.TensorProto.DataType.FLOAT, float32Bytes4([1, 1, 2, 2]));
-    return this.node('Resize', [x, '', scales], [
-      stringAttr('mode', 'linear'),
-      stringAttr('coordinate_transformation_mode', 'half_pixel'),
-    ]);
+    return this.node('Resize', [x, '', scales], [stringAttr('mode', 'linear'), stringAttr('coordinate_transformation_mode', 'half_pixel')]);
   }
 }
 

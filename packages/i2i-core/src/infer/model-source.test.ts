@@ -104,7 +104,17 @@ describeIfFixture('i2i/netG-ngf16.pth', 'resolveModel', () => {
     await expect(resolveModel(run)).rejects.toThrow(`${run}: training run has no complete checkpoint yet (checkpoints/iter-*)`);
 
     // Older, different weights; the newest complete one; a newer one whose weights were cut short; a save in progress.
-    const scaled: TensorMap = new Map([...reference].map(([k, t]) => [k, k.endsWith('.filt') ? t : float32Tensor(t.shape, tensorToFloat32(t).map((v) => v * 2))]));
+    const scaled: TensorMap = new Map(
+      [...reference].map(([k, t]) => [
+        k,
+        k.endsWith('.filt')
+          ? t
+          : float32Tensor(
+              t.shape,
+              tensorToFloat32(t).map((v) => v * 2),
+            ),
+      ]),
+    );
     await writeGeneratorCheckpoint(checkpoint(3), scaled);
     await writeGeneratorCheckpoint(checkpoint(5), reference);
     await writeGeneratorCheckpoint(checkpoint(8), scaled);
@@ -134,11 +144,15 @@ describeIfFixture('i2i/netG-ngf16.pth', 'resolveModel', () => {
 
   it('names the file and the problem for a missing file, a non-model and a state dict without a generator', async () => {
     const missing = path.join(tmp.dir, 'nope.pth');
-    await expect(resolveModel(missing)).rejects.toThrow(new InputError(`no such model file or folder (known model names: shinkai)`, { file: missing }).message);
+    await expect(resolveModel(missing)).rejects.toThrow(
+      new InputError(`no such model file or folder (known model names: shinkai)`, { file: missing }).message,
+    );
     const text = path.join(tmp.dir, 'model.pth');
     await fsp.writeFile(text, 'hello');
     await expect(resolveModel(text)).rejects.toThrow(ModelFormatError);
-    await expect(resolveModel(text)).rejects.toThrow(`${text}: not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)`);
+    await expect(resolveModel(text)).rejects.toThrow(
+      `${text}: not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)`,
+    );
     const netD = referenceFixturePath('i2i/netD-ndf16.pth');
     await expect(resolveModel(netD)).rejects.toThrow(
       `${netD}: no generator weights (expected "model.1.weight" or "netG.model.1.weight"; found model.0.weight, model.0.bias, model.2.filt, …)`,
@@ -152,7 +166,17 @@ describeIfFixture('i2i/netG-ngf16.pth', 'resolveModel', () => {
       const manifest = path.join(tmp.dir, 'mirror.json');
       await fsp.writeFile(
         manifest,
-        JSON.stringify({ models: [{ name: 'shinkai', file: 'netG-ngf16.pth', url: server.url('/netG-ngf16.pth'), sha256: await sha256File(pth), bytes: bytes.length }] }),
+        JSON.stringify({
+          models: [
+            {
+              name: 'shinkai',
+              file: 'netG-ngf16.pth',
+              url: server.url('/netG-ngf16.pth'),
+              sha256: await sha256File(pth),
+              bytes: bytes.length,
+            },
+          ],
+        }),
       );
       const env = { SCENIMEFY_MODEL_MANIFEST: manifest };
       const cacheDir = path.join(tmp.dir, 'cache');

@@ -66,10 +66,9 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
   }
   const stat = await fsp.stat(spec).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') {
-      throw new InputError(
-        `no such model file or folder (known model names: ${Object.keys(resolveRegistry(env)).sort().join(', ')})`,
-        { file: spec },
-      );
+      throw new InputError(`no such model file or folder (known model names: ${Object.keys(resolveRegistry(env)).sort().join(', ')})`, {
+        file: spec,
+      });
     }
     throw new InputError(`cannot read (${error.code})`, { file: spec });
   });

@@ -27,15 +27,12 @@ export interface OnnxSession {
 
 const CUDA_INSTALL_HINT =
   'onnxruntime-node downloads its CUDA provider in its install script (skipped when npm config ' +
-  "onnxruntime-node-install=skip is set or install scripts are not approved: reinstall with " +
+  'onnxruntime-node-install=skip is set or install scripts are not approved: reinstall with ' +
   '`npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12`), and it needs the CUDA 12 and cuDNN 9 ' +
   "libraries on the loader path; or use device 'cpu'";
 
 /** An onnxruntime session over an ONNX model given as a file path or its bytes. */
-export async function createOnnxSession(
-  model: string | Uint8Array,
-  options: OnnxSessionOptions = {},
-): Promise<OnnxSession> {
+export async function createOnnxSession(model: string | Uint8Array, options: OnnxSessionOptions = {}): Promise<OnnxSession> {
   const device = options.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') {
     throw new UsageError(`unknown device '${String(device)}' (valid: cpu, cuda)`);
@@ -95,9 +92,7 @@ export async function runGenerator(
 ): Promise<Float32Array> {
   const [n, c, h, w] = shape;
   if (c !== 3 || n < 1 || h < 8 || w < 8 || h % 4 !== 0 || w % 4 !== 0) {
-    throw new InputError(
-      `generator input must be [N, 3, H, W] with H and W multiples of 4 and at least 8, got [${shape.join(', ')}]`,
-    );
+    throw new InputError(`generator input must be [N, 3, H, W] with H and W multiples of 4 and at least 8, got [${shape.join(', ')}]`);
   }
   if (input.length !== n * c * h * w) {
     throw new InputError(`generator input has ${input.length} values, shape [${shape.join(', ')}] needs ${n * c * h * w}`);
@@ -112,9 +107,7 @@ export async function runGenerator(
     }
     const dims = output.dims;
     if (output.type !== 'float32' || dims.length !== 4 || dims.some((d, i) => d !== shape[i])) {
-      throw new ModelFormatError(
-        `generator output is ${output.type} [${dims.join(', ')}], expected float32 [${shape.join(', ')}]`,
-      );
+      throw new ModelFormatError(`generator output is ${output.type} [${dims.join(', ')}], expected float32 [${shape.join(', ')}]`);
     }
     // A copy owned by the caller: disposing the tensor below cannot invalidate it.
     return new Float32Array(output.data as Float32Array);

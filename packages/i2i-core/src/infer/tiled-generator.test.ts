@@ -114,7 +114,10 @@ function float64Generator(stateDict: TensorMap, input: Float32Array, h: number, 
           let acc = 0;
           for (let a = -1; a <= 1; a++) {
             for (let b = -1; b <= 1; b++) {
-              acc += (taps[a + 1] as number) * (taps[b + 1] as number) * (x.data[(c * x.h + reflect(2 * y + a, x.h)) * x.w + reflect(2 * z + b, x.w)] as number);
+              acc +=
+                (taps[a + 1] as number) *
+                (taps[b + 1] as number) *
+                (x.data[(c * x.h + reflect(2 * y + a, x.h)) * x.w + reflect(2 * z + b, x.w)] as number);
             }
           }
           out[(c * oh + y) * ow + z] = acc;
@@ -137,8 +140,7 @@ function float64Generator(stateDict: TensorMap, input: Float32Array, h: number, 
         for (let z = 0; z < 2 * x.w; z++) {
           const [z0, wz0, z1, wz1] = taps(z, x.w);
           const at = (a: number, b: number): number => x.data[(c * x.h + a) * x.w + b] as number;
-          out[(c * 2 * x.h + y) * 2 * x.w + z] =
-            wy0 * (wz0 * at(y0, z0) + wz1 * at(y0, z1)) + wy1 * (wz0 * at(y1, z0) + wz1 * at(y1, z1));
+          out[(c * 2 * x.h + y) * 2 * x.w + z] = wy0 * (wz0 * at(y0, z0) + wz1 * at(y0, z1)) + wy1 * (wz0 * at(y1, z0) + wz1 * at(y1, z1));
         }
       }
     }
@@ -198,22 +200,19 @@ describe('createTiledGenerator on a synthetic ngf 4 generator', () => {
     [8, 12, 1],
     [8, 8, 3],
     [24, 16, 64],
-  ] as const)(
-    '%i×%i with tile %i equals whole-image inference up to float32 rounding',
-    async (h, w, tileSize) => {
-      const generator = await tiled({ tileSize });
-      const input = randomImage(h, w, h * 100 + w);
-      const exact = float64Generator(stateDict, input, h, w);
-      const whole = await runGenerator(wholes.get('conv-transpose')!, input, [1, 3, h, w]);
-      const actual = await generator.run(input, [1, 3, h, w]);
-      // Tiny images make the quarter-resolution norms ill-conditioned (statistics over 6 pixels at 8×12), so
-      // both float32 engines stray up to ~1e-4 from float64 there; the tiled one must stray no further than
-      // twice as far as whole-image inference does, and on larger images agree with it within ATOL.
-      const wholeError = maxAbsDiff(whole, exact);
-      expect(maxAbsDiff(actual, exact)).toBeLessThanOrEqual(2 * wholeError);
-      if (h * w >= 12 * 16) expect(actual).toBeCloseToTensor(whole, { atol: ATOL, rtol: 0, shape: [1, 3, h, w] });
-    },
-  );
+  ] as const)('%i×%i with tile %i equals whole-image inference up to float32 rounding', async (h, w, tileSize) => {
+    const generator = await tiled({ tileSize });
+    const input = randomImage(h, w, h * 100 + w);
+    const exact = float64Generator(stateDict, input, h, w);
+    const whole = await runGenerator(wholes.get('conv-transpose')!, input, [1, 3, h, w]);
+    const actual = await generator.run(input, [1, 3, h, w]);
+    // Tiny images make the quarter-resolution norms ill-conditioned (statistics over 6 pixels at 8×12), so
+    // both float32 engines stray up to ~1e-4 from float64 there; the tiled one must stray no further than
+    // twice as far as whole-image inference does, and on larger images agree with it within ATOL.
+    const wholeError = maxAbsDiff(whole, exact);
+    expect(maxAbsDiff(actual, exact)).toBeLessThanOrEqual(2 * wholeError);
+    if (h * w >= 12 * 16) expect(actual).toBeCloseToTensor(whole, { atol: ATOL, rtol: 0, shape: [1, 3, h, w] });
+  });
 
   it('gives the same result for every tiling, up to the order of the statistics sums', async () => {
     const input = randomImage(28, 36, 5);
@@ -262,7 +261,9 @@ describe('createTiledGenerator on a synthetic ngf 4 generator', () => {
   });
 
   it('refuses bad options, bad inputs and use after dispose', async () => {
-    await expect(createTiledGenerator(stateDict, { tileSize: 0 })).rejects.toThrow(new UsageError('tileSize must be a positive integer, got 0'));
+    await expect(createTiledGenerator(stateDict, { tileSize: 0 })).rejects.toThrow(
+      new UsageError('tileSize must be a positive integer, got 0'),
+    );
     await expect(createTiledGenerator(stateDict, { threads: 1.5 })).rejects.toThrow(UsageError);
     const missing = new Map(stateDict);
     missing.delete('model.22.bias');

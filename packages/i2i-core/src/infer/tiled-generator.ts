@@ -99,9 +99,7 @@ export async function createTiledGenerator(stateDict: TensorMap, options: TiledG
   const down = (key: string, channels: number): LayerSpec => ({ kind: 'down', filter: float32(tensors, key), channels, normalized: true });
   const up = (key: string, channels: number, normalized: boolean): LayerSpec => {
     const filter = float32(tensors, key);
-    return isStandardUpsampleFilter(filter)
-      ? { kind: 'up', channels, normalized }
-      : { kind: 'up', filter, channels, normalized };
+    return isStandardUpsampleFilter(filter) ? { kind: 'up', channels, normalized } : { kind: 'up', filter, channels, normalized };
   };
   const conv1 = conv('model.1', 'reflect');
   const conv4 = conv('model.4', 'zero', true);
@@ -151,9 +149,7 @@ export async function createTiledGenerator(stateDict: TensorMap, options: TiledG
       if (disposed) throw new UsageError('the tiled generator was disposed');
       const [n, c, h, w] = shape;
       if (c !== 3 || !(n >= 1) || !(h >= 8) || !(w >= 8) || h % 4 !== 0 || w % 4 !== 0) {
-        throw new InputError(
-          `generator input must be [N, 3, H, W] with H and W multiples of 4 and at least 8, got [${shape.join(', ')}]`,
-        );
+        throw new InputError(`generator input must be [N, 3, H, W] with H and W multiples of 4 and at least 8, got [${shape.join(', ')}]`);
       }
       if (input.length !== n * c * h * w) {
         throw new InputError(`generator input has ${input.length} values, shape [${shape.join(', ')}] needs ${n * c * h * w}`);

@@ -33,7 +33,9 @@ describeIfFixture('i2i/netG-ngf16.pth', 'Translator', () => {
       const out = await runGenerator(session, t.data, [1, 3, 32, 40]);
       expect(Buffer.from(r.image.data).equals(Buffer.from(tensorToImage(out, [1, 3, 32, 40]).data))).toBe(true);
       const rounded = await whole.translateImage(img, { rounding: 'round' });
-      expect(Buffer.from(rounded.image.data).equals(Buffer.from(tensorToImage(out, [1, 3, 32, 40], { rounding: 'round' }).data))).toBe(true);
+      expect(Buffer.from(rounded.image.data).equals(Buffer.from(tensorToImage(out, [1, 3, 32, 40], { rounding: 'round' }).data))).toBe(
+        true,
+      );
     } finally {
       await session.release();
     }
@@ -61,7 +63,7 @@ describeIfFixture('i2i/netG-ngf16.pth', 'Translator', () => {
     }
   });
 
-  it("tiles automatically above the pixel budget and not below", async () => {
+  it('tiles automatically above the pixel budget and not below', async () => {
     const auto = await Translator.load(model, { tile: 'auto', tilePixelBudget: 40 * 40, threads: 1 });
     try {
       expect((await auto.translateImage(image(40, 40))).tiled).toBe(false);
@@ -82,14 +84,20 @@ describeIfFixture('i2i/netG-ngf16.pth', 'Translator', () => {
   });
 
   it('refuses images too small for the generator, naming the file', async () => {
-    const png = await sharp(Buffer.alloc(5 * 5 * 3, 90), { raw: { width: 5, height: 5, channels: 3 } }).png().toBuffer();
+    const png = await sharp(Buffer.alloc(5 * 5 * 3, 90), { raw: { width: 5, height: 5, channels: 3 } })
+      .png()
+      .toBuffer();
     const err = await whole.translate(png, { decode: { file: 'tiny.png' } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InputError);
-    expect((err as Error).message).toBe('tiny.png: image too small: 5×5 pixels; the generator needs at least 8×8 after rounding to multiples of 4');
+    expect((err as Error).message).toBe(
+      'tiny.png: image too small: 5×5 pixels; the generator needs at least 8×8 after rounding to multiples of 4',
+    );
   });
 
   it('returns encoded buffers and sharp pipelines', async () => {
-    const src = await sharp(Buffer.from(image(32, 24).data), { raw: { width: 32, height: 24, channels: 3 } }).jpeg().toBuffer();
+    const src = await sharp(Buffer.from(image(32, 24).data), { raw: { width: 32, height: 24, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     const webp = await whole.translateToBuffer(src, 'webp');
     expect((await sharp(webp).metadata()).format).toBe('webp');
     const pipeline = await whole.translateToSharp(src);

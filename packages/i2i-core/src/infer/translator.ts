@@ -116,11 +116,7 @@ export class Translator {
       const long = Math.max(work.width, work.height);
       if (long > options.maxSide) {
         const scale = options.maxSide / long;
-        work = resizeImage(
-          work,
-          Math.max(1, Math.round(work.width * scale)),
-          Math.max(1, Math.round(work.height * scale)),
-        );
+        work = resizeImage(work, Math.max(1, Math.round(work.width * scale)), Math.max(1, Math.round(work.height * scale)));
       }
     }
     const target = referenceResizeTarget(work.width, work.height, 4, img.source?.file);
@@ -136,7 +132,9 @@ export class Translator {
     const shape = [1, 3, work.height, work.width] as const;
     const tiled = this.usesTiles(work.width, work.height);
     const started = performance.now();
-    const output = tiled ? await (await this.tiled()).run(tensor.data, shape) : await runGenerator(await this.session(), tensor.data, shape);
+    const output = tiled
+      ? await (await this.tiled()).run(tensor.data, shape)
+      : await runGenerator(await this.session(), tensor.data, shape);
     const generatorMs = performance.now() - started;
     let image = tensorToImage(output, shape, { rounding: options.rounding ?? 'truncate' });
     if (options.resizeBack && (image.width !== input.width || image.height !== input.height)) {

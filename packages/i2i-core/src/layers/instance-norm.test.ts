@@ -39,7 +39,10 @@ function referenceInstanceNorm(x: Float32Array, r: Float32Array, [b, h, w, c]: r
 describe('instanceNorm2d', () => {
   const shape = [2, 5, 7, 3] as const;
   // Offsets and scales per channel so the statistics matter; channel 2 is nearly constant so eps matters.
-  const raw = seededUniform(3, shape.reduce((a, d) => a * d, 1));
+  const raw = seededUniform(
+    3,
+    shape.reduce((a, d) => a * d, 1),
+  );
   const x = raw.map((v, i) => (i % 3 === 2 ? 2e-3 * v + 0.5 : (i % 3 === 0 ? 3 : 0.25) * v - 1.5));
   const r = seededUniform(5, raw.length);
 

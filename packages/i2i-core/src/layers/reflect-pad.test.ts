@@ -63,8 +63,9 @@ describe('reflectPad2d', () => {
       for (let i = 0; i < H; i++)
         for (let j = 0; j < W; j++)
           for (let k = 0; k < c; k++)
-            expected[((n * h + reflectIndex(i, pads[0], h)) * w + reflectIndex(j, pads[2], w)) * c + k]! +=
-              rData[((n * H + i) * W + j) * c + k] as number;
+            expected[((n * h + reflectIndex(i, pads[0], h)) * w + reflectIndex(j, pads[2], w)) * c + k]! += rData[
+              ((n * H + i) * W + j) * c + k
+            ] as number;
     for (let i = 0; i < expected.length; i++) expect(Math.abs((grad[i] as number) - (expected[i] as number))).toBeLessThan(1e-5);
 
     // Central differences on a few entries, incl. corners that are copied three times.

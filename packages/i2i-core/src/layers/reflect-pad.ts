@@ -65,9 +65,7 @@ export function reflectPad2d(tf: Tf, x: Tensor4D, padding: Padding2d): Tensor4D 
   const [top, bottom, left, right] = normalisedPadding(padding);
   const [, h, w] = x.shape;
   if (Math.max(top, bottom) >= h || Math.max(left, right) >= w) {
-    throw new InputError(
-      `reflectPad2d: padding [${top}, ${bottom}, ${left}, ${right}] needs H and W larger than it, got ${h}x${w}`,
-    );
+    throw new InputError(`reflectPad2d: padding [${top}, ${bottom}, ${left}, ${right}] needs H and W larger than it, got ${h}x${w}`);
   }
   const padWithFoldingGrad = tf.customGrad((...args: Array<Tensor | ((save: Tensor[]) => void)>) => {
     const input = args[0] as Tensor4D;
@@ -81,8 +79,7 @@ export function reflectPad2d(tf: Tf, x: Tensor4D, padding: Padding2d): Tensor4D 
       ],
       'reflect',
     );
-    const gradFunc = (dy: Tensor4D): Tensor4D =>
-      foldedReflectGrad(tf, foldedReflectGrad(tf, dy, 2, left, right, w), 1, top, bottom, h);
+    const gradFunc = (dy: Tensor4D): Tensor4D => foldedReflectGrad(tf, foldedReflectGrad(tf, dy, 2, left, right, w), 1, top, bottom, h);
     return { value, gradFunc };
   });
   return padWithFoldingGrad(x);

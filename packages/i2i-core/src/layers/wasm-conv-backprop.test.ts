@@ -64,7 +64,12 @@ const CONV_CASES: ConvCase[] = [
     x: [1, 10, 10, 4],
     filter: [3, 2, 4, 3],
     strides: [2, 1],
-    pad: [[0, 0], [2, 0], [1, 3], [0, 0]],
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 3],
+      [0, 0],
+    ],
     dataFormat: 'NHWC',
   },
   { name: '3x3 stride 1 same, NCHW, batch 2', x: [2, 5, 9, 10], filter: [3, 3, 5, 4], strides: 1, pad: 'same', dataFormat: 'NCHW' },
@@ -82,7 +87,9 @@ describe('Conv2DBackpropFilter on wasm', () => {
   it.each(CONV_CASES)('$name equals the cpu kernel', (c) => {
     const dyShape = convOutputShape(c);
     const attrs = { strides: c.strides, pad: c.pad, dataFormat: c.dataFormat, filterShape: c.filter } as unknown as NamedAttrMap;
-    expectSameOnWasmAsCpu(() => tf.engine().runKernel('Conv2DBackpropFilter', { x: seeded(1, c.x), dy: seeded(2, dyShape) }, attrs) as Tensor);
+    expectSameOnWasmAsCpu(
+      () => tf.engine().runKernel('Conv2DBackpropFilter', { x: seeded(1, c.x), dy: seeded(2, dyShape) }, attrs) as Tensor,
+    );
   });
 
   it('splits the taps of a large input over several GEMMs and still sums every window', () => {
@@ -106,8 +113,16 @@ describe('Conv2DBackpropFilter on wasm', () => {
         }
     }
     const attrs = { strides: 1, pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, ci, co] } as unknown as NamedAttrMap;
-    const wasm = on('wasm', () =>
-      tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(xData, [1, h, w, ci]), dy: tf.tensor(dyData, [1, 128, 128, co]) }, attrs) as Tensor,
+    const wasm = on(
+      'wasm',
+      () =>
+        tf
+          .engine()
+          .runKernel(
+            'Conv2DBackpropFilter',
+            { x: tf.tensor(xData, [1, h, w, ci]), dy: tf.tensor(dyData, [1, 128, 128, co]) },
+            attrs,
+          ) as Tensor,
     );
     // float32 sums of 16384 products (|sum| up to ~60).
     expect(wasm.data).toBeCloseToTensor(expected, { atol: 1e-3, rtol: 1e-4 });
@@ -118,7 +133,9 @@ describe('Conv2DBackpropInput on wasm (XNNPACK Conv2D in place of the scalar ker
   it.each(CONV_CASES)('$name equals the cpu kernel', (c) => {
     const dyShape = convOutputShape(c);
     const attrs = { strides: c.strides, pad: c.pad, dataFormat: c.dataFormat, inputShape: c.x } as unknown as NamedAttrMap;
-    expectSameOnWasmAsCpu(() => tf.engine().runKernel('Conv2DBackpropInput', { dy: seeded(2, dyShape), filter: seeded(5, c.filter) }, attrs) as Tensor);
+    expectSameOnWasmAsCpu(
+      () => tf.engine().runKernel('Conv2DBackpropInput', { dy: seeded(2, dyShape), filter: seeded(5, c.filter) }, attrs) as Tensor,
+    );
   });
 });
 
@@ -134,7 +151,18 @@ const DEPTHWISE_CASES: DepthwiseCase[] = [
   { name: '4x4 stride 2 valid (blur downsample), batch 2', x: [2, 9, 9, 3], filter: [4, 4, 3, 1], strides: 2, pad: 'valid' },
   { name: '3x3 stride 1 same, multiplier 3', x: [1, 8, 10, 2], filter: [3, 3, 2, 3], strides: 1, pad: 'same' },
   { name: '3x2 stride 2 pad 1, multiplier 2, odd sizes', x: [1, 9, 7, 2], filter: [3, 2, 2, 2], strides: 2, pad: 1 },
-  { name: '3x3 stride 2 explicit pads', x: [2, 7, 8, 4], filter: [3, 3, 4, 1], strides: 2, pad: [[0, 0], [0, 2], [1, 1], [0, 0]] },
+  {
+    name: '3x3 stride 2 explicit pads',
+    x: [2, 7, 8, 4],
+    filter: [3, 3, 4, 1],
+    strides: 2,
+    pad: [
+      [0, 0],
+      [0, 2],
+      [1, 1],
+      [0, 0],
+    ],
+  },
 ];
 
 describe('DepthwiseConv2dNativeBackpropInput on wasm', () => {
@@ -143,7 +171,10 @@ describe('DepthwiseConv2dNativeBackpropInput on wasm', () => {
     const dyShape = tf.tidy(() => tf.depthwiseConv2d(tf.zeros(c.x) as Tensor4D, tf.zeros(c.filter) as Tensor4D, c.strides, c.pad).shape);
     const attrs = { strides: c.strides, pad: c.pad, dilations: 1, inputShape: c.x } as unknown as NamedAttrMap;
     expectSameOnWasmAsCpu(
-      () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: seeded(6, dyShape), filter: seeded(7, c.filter) }, attrs) as Tensor,
+      () =>
+        tf
+          .engine()
+          .runKernel('DepthwiseConv2dNativeBackpropInput', { dy: seeded(6, dyShape), filter: seeded(7, c.filter) }, attrs) as Tensor,
     );
   });
 

@@ -56,7 +56,8 @@ function spreadAndPad(scope: WasmKernelScope, dy: TensorInfo, sh: number, sw: nu
   const [top, bottom, left, right] = pads;
   const outH = top + (oh - 1) * sh + 1 + bottom;
   const outW = left + (ow - 1) * sw + 1 + right;
-  if (outH <= 0 || outW <= 0) throw new BackendError(`wasm-training-kernels: conv gradient padding [${pads.join(', ')}] leaves no rows of dy`);
+  if (outH <= 0 || outW <= 0)
+    throw new BackendError(`wasm-training-kernels: conv gradient padding [${pads.join(', ')}] leaves no rows of dy`);
   const out = scope.output([b, outH, outW, c], 'float32');
   const src = scope.float32(dy);
   const dst = scope.float32(out);
@@ -68,7 +69,7 @@ function spreadAndPad(scope: WasmKernelScope, dy: TensorInfo, sh: number, sw: nu
     for (let y = 0; y < oh; y++) {
       const r = top + y * sh;
       if (r < 0 || r >= outH || xLo >= xHi) continue;
-      const srcRow = ((n * oh + y) * ow) * c;
+      const srcRow = (n * oh + y) * ow * c;
       const dstRow = ((n * outH + r) * outW + left) * c;
       if (sw === 1) {
         dst.set(src.subarray(srcRow + xLo * c, srcRow + xHi * c), dstRow + xLo * c);
@@ -177,7 +178,9 @@ export function conv2dBackpropFilterKernel(tf: Tf): KernelFunc {
       const rows = batchSize * oh * ow;
       // A private copy: XNNPACK caches the packed GEMM operand by tensor id and shape-blind, so dy's own id must
       // not carry our [rows, co] packing to a later matmul that reads dy with another shape.
-      const dyMatrix = scope.run('Identity', { x: scope.run('Reshape', { x: channelsLast(scope, dy, isChannelsLast) }, { shape: [1, rows, co] }) });
+      const dyMatrix = scope.run('Identity', {
+        x: scope.run('Reshape', { x: channelsLast(scope, dy, isChannelsLast) }, { shape: [1, rows, co] }),
+      });
       const geometry = { kw, oh, ow, sh: info.strideHeight, sw: info.strideWidth, top: info.padInfo.top, left: info.padInfo.left };
       const taps = kh * kw;
       const perGroup = Math.max(1, Math.min(taps, Math.floor(WINDOW_MATRIX_FLOATS / Math.max(1, ci * rows))));
@@ -250,16 +253,26 @@ export function conv2dBackpropInputKernel(tf: Tf): KernelFunc {
       const isChannelsLast = info.dataFormat === 'channelsLast';
       const { strideHeight: sh, strideWidth: sw } = info;
       const pads = transposedPads(
-        info.inHeight, info.inWidth, info.outHeight, info.outWidth, sh, sw,
-        info.filterHeight, info.filterWidth, info.padInfo.top, info.padInfo.left,
+        info.inHeight,
+        info.inWidth,
+        info.outHeight,
+        info.outWidth,
+        sh,
+        sw,
+        info.filterHeight,
+        info.filterWidth,
+        info.padInfo.top,
+        info.padInfo.left,
       );
       const swapped = flippedFilter(scope, filter, true);
       const { input, pad: corrPad } = correlationInput(scope, channelsLast(scope, dy, isChannelsLast), sh, sw, pads);
-      const dx = scope.run(
-        'Conv2D',
-        { x: input, filter: swapped },
-        { strides: [1, 1], pad: corrPad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined } as never,
-      );
+      const dx = scope.run('Conv2D', { x: input, filter: swapped }, {
+        strides: [1, 1],
+        pad: corrPad,
+        dataFormat: 'NHWC',
+        dilations: [1, 1],
+        dimRoundingMode: undefined,
+      } as never);
       return isChannelsLast ? dx : scope.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] });
     });
 }
@@ -282,16 +295,25 @@ export function depthwiseConv2dNativeBackpropInputKernel(tf: Tf): KernelFunc {
       const [kh, kw, channels, multiplier] = filter.shape as [number, number, number, number];
       const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
       const pads = transposedPads(
-        info.inHeight, info.inWidth, info.outHeight, info.outWidth, sh, sw,
-        info.effectiveFilterHeight, info.effectiveFilterWidth, info.padInfo.top, info.padInfo.left,
+        info.inHeight,
+        info.inWidth,
+        info.outHeight,
+        info.outWidth,
+        sh,
+        sw,
+        info.effectiveFilterHeight,
+        info.effectiveFilterWidth,
+        info.padInfo.top,
+        info.padInfo.left,
       );
       const perChannel = scope.run('Reshape', { x: flippedFilter(scope, filter, false) }, { shape: [kh, kw, channels * multiplier, 1] });
       const { input, pad: corrPad } = correlationInput(scope, dy, sh, sw, pads);
-      const dx = scope.run(
-        'DepthwiseConv2dNative',
-        { x: input, filter: perChannel },
-        { strides: [1, 1], pad: corrPad, dilations: [dh, dw], dimRoundingMode: undefined } as never,
-      );
+      const dx = scope.run('DepthwiseConv2dNative', { x: input, filter: perChannel }, {
+        strides: [1, 1],
+        pad: corrPad,
+        dilations: [dh, dw],
+        dimRoundingMode: undefined,
+      } as never);
       if (multiplier === 1) return dx;
       const split = scope.run('Reshape', { x: dx }, { shape: [info.batchSize, info.inHeight, info.inWidth, channels, multiplier] });
       return scope.run('Sum', { x: split }, { axis: [4], keepDims: false });

@@ -30,7 +30,11 @@ export function batchMatMulKernel(tf: Tf, original: KernelFunc): KernelFunc {
     return inWasmScope(tf, args.backend, 'BatchMatMul', (scope) => {
       const left = transposeA ? lastTwoSwapped(scope, a) : a;
       const right = transposeB ? lastTwoSwapped(scope, b) : b;
-      const out = original({ inputs: { a: left, b: right }, attrs: { transposeA: false, transposeB: false }, backend: args.backend }) as TensorInfo;
+      const out = original({
+        inputs: { a: left, b: right },
+        attrs: { transposeA: false, transposeB: false },
+        backend: args.backend,
+      }) as TensorInfo;
       return scope.adopt(out);
     });
   };

@@ -15,7 +15,14 @@ beforeAll(async () => {
 // Sums of at most a handful of float32 values in [-1, 1].
 const TOL = { atol: 1e-6, rtol: 1e-6 };
 
-function segmentSum(backend: 'cpu' | 'wasm', x: Float32Array | Int32Array, xShape: number[], ids: Int32Array, idShape: number[], numSegments: number) {
+function segmentSum(
+  backend: 'cpu' | 'wasm',
+  x: Float32Array | Int32Array,
+  xShape: number[],
+  ids: Int32Array,
+  idShape: number[],
+  numSegments: number,
+) {
   tf.setBackend(backend);
   const buffersBefore = tf.engine().backend.numDataIds();
   const out = tf.tidy(() => {
@@ -89,7 +96,9 @@ describe('UnsortedSegmentSum on wasm', () => {
         const params = tf.tensor(seededUniform(6, 40), [40]);
         const indices = tf.tensor2d([3, 7, 3, 39, 0, 7], [2, 3], 'int32');
         const weights = tf.tensor(seededUniform(7, 6), [2, 3]);
-        return tf.grad((p: Tensor) => tf.sum(tf.mul(tf.gather(p, indices), weights)))(params).dataSync();
+        return tf
+          .grad((p: Tensor) => tf.sum(tf.mul(tf.gather(p, indices), weights)))(params)
+          .dataSync();
       });
     };
     expect(grad('wasm')).toBeCloseToTensor(grad('cpu'), TOL);

@@ -14,7 +14,8 @@ export function unsortedSegmentSumKernel(tf: Tf): KernelFunc {
     inWasmScope(tf, backend, 'UnsortedSegmentSum', (scope) => {
       const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
       const { numSegments } = attrs as unknown as UnsortedSegmentSumAttrs;
-      if (segmentIds.dtype !== 'int32') throw new BackendError(`wasm-training-kernels: UnsortedSegmentSum takes int32 segment ids, got ${segmentIds.dtype}`);
+      if (segmentIds.dtype !== 'int32')
+        throw new BackendError(`wasm-training-kernels: UnsortedSegmentSum takes int32 segment ids, got ${segmentIds.dtype}`);
       const idRank = segmentIds.shape.length;
       const inner = x.shape.slice(idRank);
       const innerSize = inner.reduce((a, d) => a * d, 1);

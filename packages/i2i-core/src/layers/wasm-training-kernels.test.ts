@@ -55,7 +55,10 @@ describe('registerWasmTrainingKernels', () => {
 });
 
 /** Gradients of `loss` w.r.t. `variables` (and the extra inputs), flattened per name, computed on `backend`. */
-function gradientsOn(backend: Backend, build: () => { loss: () => Tensor; variables: Map<string, Variable>; dispose: () => void }): Map<string, Float32Array> {
+function gradientsOn(
+  backend: Backend,
+  build: () => { loss: () => Tensor; variables: Map<string, Variable>; dispose: () => void },
+): Map<string, Float32Array> {
   tf.setBackend(backend);
   const net = build();
   try {
@@ -135,7 +138,10 @@ describe('network gradients on wasm equal cpu', () => {
   it('PatchSampleF (gather, MLP heads, L2 norm), including the tap gradients', () => {
     const build = () => {
       const f = createPatchSampleF(tf, { nc: 8, seed: 7 });
-      const taps = [tf.variable(seeded(8, [2, 5, 6, 7]), true, `tap0-${tf.getBackend()}`), tf.variable(seeded(9, [2, 3, 4, 4]), true, `tap1-${tf.getBackend()}`)];
+      const taps = [
+        tf.variable(seeded(8, [2, 5, 6, 7]), true, `tap0-${tf.getBackend()}`),
+        tf.variable(seeded(9, [2, 3, 4, 4]), true, `tap1-${tf.getBackend()}`),
+      ];
       const ids = [Int32Array.from([0, 41, 17, 17, 5]), Int32Array.from([15, 2, 9, 0, 3])];
       tf.tidy(() => f.sample(taps as unknown as Tensor4D[], 5, ids).features); // builds the heads
       const loss = () => {
@@ -154,7 +160,21 @@ const hasTfjsNode = availableBackends().some((b) => b.candidate === 'tfjs-node')
 const describeWithTfjsNode = hasTfjsNode ? describe : describe.skip;
 
 describeWithTfjsNode('one semi_cut optimisation step on wasm equals tfjs-node', () => {
-  const LOSS_NAMES: Array<keyof SemiCutLosses> = ['D_fake', 'D_real', 'D', 'D_p_fake', 'D_p_real', 'D_p', 'G_GAN', 'G_GAN_p', 'NCE_s', 'SRC', 'HDCE', 'HDCE_Y', 'G'];
+  const LOSS_NAMES: Array<keyof SemiCutLosses> = [
+    'D_fake',
+    'D_real',
+    'D',
+    'D_p_fake',
+    'D_p_real',
+    'D_p',
+    'G_GAN',
+    'G_GAN_p',
+    'NCE_s',
+    'SRC',
+    'HDCE',
+    'HDCE_Y',
+    'G',
+  ];
 
   interface StepResult {
     init: SemiCutLosses;

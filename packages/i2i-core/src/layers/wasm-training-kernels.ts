@@ -31,7 +31,18 @@ export const WASM_MISSING_TRAINING_KERNELS: readonly string[] = Object.freeze([
 export const WASM_REPLACED_TRAINING_KERNELS: readonly string[] = Object.freeze(['Conv2DBackpropInput', 'BatchMatMul']);
 
 /** The wasm kernels the added ones are built from. */
-const BUILDING_BLOCKS = ['BatchMatMul', 'Concat', 'Conv2D', 'DepthwiseConv2dNative', 'Identity', 'Reshape', 'ScatterNd', 'Slice', 'Sum', 'Transpose'];
+const BUILDING_BLOCKS = [
+  'BatchMatMul',
+  'Concat',
+  'Conv2D',
+  'DepthwiseConv2dNative',
+  'Identity',
+  'Reshape',
+  'ScatterNd',
+  'Slice',
+  'Sum',
+  'Transpose',
+];
 
 /** Tags our kernel functions, so a second registration (even from another copy of this module) recognises them. */
 const OURS = Symbol.for('@scenimefy/i2i-core/wasm-training-kernel');
@@ -68,7 +79,9 @@ export function registerWasmTrainingKernels(tf: Tf, options: WasmTrainingKernelO
   if (tf.getKernel('Conv2D', 'wasm') === undefined) return [];
   const absent = BUILDING_BLOCKS.filter((name) => tf.getKernel(name, 'wasm') === undefined);
   if (absent.length > 0) {
-    throw new BackendError(`registerWasmTrainingKernels: the wasm backend lacks ${absent.join(', ')}; Scenimefy.js needs tfjs-backend-wasm 4.22.0`);
+    throw new BackendError(
+      `registerWasmTrainingKernels: the wasm backend lacks ${absent.join(', ')}; Scenimefy.js needs tfjs-backend-wasm 4.22.0`,
+    );
   }
   // `own` is the wasm backend's kernel being replaced, where the new one falls back on it.
   const makers: Record<string, (tf: Tf, own: KernelFunc | undefined) => KernelFunc> = {

@@ -11,7 +11,12 @@ beforeAll(async () => {
 
 /** A PatchGAN-like score map [B, 1, H, W] from a seeded LCG, values in (−2, 2). */
 function scores(seed: number, shape: [number, number, number, number]): Float32Array {
-  return seededUniform(seed, shape.reduce((a, d) => a * d, 1), -2, 2);
+  return seededUniform(
+    seed,
+    shape.reduce((a, d) => a * d, 1),
+    -2,
+    2,
+  );
 }
 
 const mse = (p: ArrayLike<number>, label: number) => Array.from(p).reduce((s, v) => s + (v - label) ** 2, 0) / p.length;
@@ -74,10 +79,7 @@ describe('LSGAN losses', () => {
     const pf = tf.tensor4d(fakeData, shape);
     const pr = tf.tensor4d(realData, shape);
     const before = tf.memory().numTensors;
-    const { value, grads } = tf.valueAndGrads((a: Tensor, b: Tensor) => lsganDiscriminatorLoss(tf, a, b).loss)([
-      pf,
-      pr,
-    ]);
+    const { value, grads } = tf.valueAndGrads((a: Tensor, b: Tensor) => lsganDiscriminatorLoss(tf, a, b).loss)([pf, pr]);
     const d = lsganDiscriminatorLoss(tf, pf, pr);
     const g = tf.valueAndGrad((a: Tensor) => lsganGeneratorLoss(tf, a))(pf);
     tf.dispose([value, ...grads, d.loss, d.fake, d.real, g.value, g.grad]);

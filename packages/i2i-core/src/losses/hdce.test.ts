@@ -106,10 +106,7 @@ describe('patchHdceLoss', () => {
     expect(Array.from(gDisplayed.dataSync()).every((v) => v === 0)).toBe(true);
     const gReference = tf.grad((x: Tensor) => patchHdceLoss(tf, x as Tensor2D, k, opts).reference)(q);
     expect(gReference.dataSync()).toBeCloseToTensor(g.dataSync(), { atol: 0, rtol: 0 });
-    const [, gk] = tf.grads((a: Tensor, b: Tensor) => patchHdceLoss(tf, a as Tensor2D, b as Tensor2D, opts).loss)([
-      q,
-      k,
-    ]);
+    const [, gk] = tf.grads((a: Tensor, b: Tensor) => patchHdceLoss(tf, a as Tensor2D, b as Tensor2D, opts).loss)([q, k]);
     expect(Array.from(gk!.dataSync()).every((v) => v === 0)).toBe(true);
     tf.dispose([q, k, weight, g, gDisplayed, gReference, gk!]);
   });
@@ -123,15 +120,7 @@ describe('patchHdceLoss', () => {
     const nce = patchNceLoss(tf, q, k, { batchSize: B });
     expect(plain.crossEntropy.dataSync()).toBeCloseToTensor(nce.perRow.dataSync(), { atol: 0, rtol: 0 });
     expect(unit.v.dataSync()).toBeCloseToTensor(plain.v.dataSync(), { atol: 0, rtol: 0 });
-    tf.dispose([
-      q,
-      k,
-      ones,
-      nce.loss,
-      nce.perRow,
-      ...(Object.values(plain) as Tensor[]),
-      ...(Object.values(unit) as Tensor[]),
-    ]);
+    tf.dispose([q, k, ones, nce.loss, nce.perRow, ...(Object.values(plain) as Tensor[]), ...(Object.values(unit) as Tensor[])]);
   });
 
   it("at batch B equals the mean of B separate batch-1 computations with each image's weights", () => {
@@ -191,9 +180,7 @@ describe('patchHdceLoss', () => {
     const k = tf.tensor2d(kData, [B * N, C]);
     const weight = tf.tensor3d(wData, [B, N, N]);
     const before = tf.memory().numTensors;
-    const { value, grad } = tf.valueAndGrad(
-      (x: Tensor) => patchHdceLoss(tf, x as Tensor2D, k, { batchSize: B, weight }).reference,
-    )(q);
+    const { value, grad } = tf.valueAndGrad((x: Tensor) => patchHdceLoss(tf, x as Tensor2D, k, { batchSize: B, weight }).reference)(q);
     const out = patchHdceLoss(tf, q, k, { batchSize: B, weight });
     tf.dispose([value, grad, ...(Object.values(out) as Tensor[])]);
     expect(tf.memory().numTensors).toBe(before);

@@ -71,8 +71,7 @@ describeIfFixture(['i2i/losses.json', 'i2i/losses.safetensors'], 'losses.json: c
     afterAll(() => {
       q?.dispose();
       k?.dispose();
-      if (reached.length > 0)
-        process.stdout.write(`losses.json on ${backend} (max|Δ| / atol):\n  ${reached.join('\n  ')}\n`);
+      if (reached.length > 0) process.stdout.write(`losses.json on ${backend} (max|Δ| / atol):\n  ${reached.join('\n  ')}\n`);
     });
 
     /** Compares a computed tensor with `<stem>_f32` and `<stem>_f64` (shape included). */
@@ -104,9 +103,7 @@ describeIfFixture(['i2i/losses.json', 'i2i/losses.safetensors'], 'losses.json: c
       expect(Math.abs(value - f32)).toBeLessThanOrEqual(atol);
       expect(Math.abs(value - f64)).toBeLessThanOrEqual(atol);
       reached.push(
-        `${key}: f32 ${Math.abs(value - f32).toExponential(2)}, f64 ${Math.abs(value - f64).toExponential(
-          2,
-        )} / ${atol.toExponential(2)}`,
+        `${key}: f32 ${Math.abs(value - f32).toExponential(2)}, f64 ${Math.abs(value - f64).toExponential(2)} / ${atol.toExponential(2)}`,
       );
     }
 
@@ -132,8 +129,7 @@ describeIfFixture(['i2i/losses.json', 'i2i/losses.safetensors'], 'losses.json: c
           const meaning = String(t.entry['meaning']);
           const gamma = /gamma=(\d+(?:\.\d+)?)/.exec(meaning);
           const epoch = /epoch (\d+)/.exec(meaning);
-          if (!gamma || !epoch)
-            throw new Error(`${fixture.sidecarPath}: ${t.name} meaning names no gamma/epoch: ${meaning}`);
+          if (!gamma || !epoch) throw new Error(`${fixture.sidecarPath}: ${t.name} meaning names no gamma/epoch: ${meaning}`);
           return { stem: t.name.replace(/_f32$/, ''), gamma: Number(gamma[1]), epoch: Number(epoch[1]) };
         });
     }
@@ -182,49 +178,40 @@ describeIfFixture(['i2i/losses.json', 'i2i/losses.safetensors'], 'losses.json: c
       }
     });
 
-    it.each(['w48', 'w10', 'noW'])(
-      'hDCE %s: CE vector and mean (displayed), v and mean v, gradient of mean v',
-      (variant) => {
-        const { tau, batchSize, gammaOptions } = optionsOf(fixture);
-        const weightStem = `hdce_weight_g${variant.slice(1)}`;
-        expect(fixture.tensors.has(`hdce_ret_vec_${variant}_f32`)).toBe(true);
-        const variantInfo = weightVariants().find((w) => w.stem === weightStem);
-        if (variant !== 'noW') expect(variantInfo).toBeDefined();
-        const weight: Tensor3D | undefined =
-          variantInfo === undefined
-            ? undefined
-            : hdceWeights(tf, k, { gamma: hdceGamma(variantInfo.epoch, gammaOptions), batchSize });
-        const out = patchHdceLoss(tf, q, k, { weight, tau, batchSize });
-        expectTensorParity(
-          `hdce_ret_vec_${variant}`,
-          out.crossEntropy.dataSync() as Float32Array,
-          out.crossEntropy.shape,
-        );
-        expectTensorParity(`hdce_v_${variant}`, out.v.dataSync() as Float32Array, out.v.shape);
-        const displayed = scalarOf(out.displayed);
-        // The reference module's single output: its value is the displayed CE, bit for bit.
-        expect(scalarOf(out.reference)).toBe(displayed);
-        expectScalarParity(`hdce_ret_mean_${variant}`, displayed);
-        expectScalarParity(`hdce_mean_v_${variant}`, scalarOf(out.loss));
-        out.v.dispose();
-        out.crossEntropy.dispose();
-        expectTensorParity(
-          `hdce_grad_q_${variant}`,
-          gradOf((x) => patchHdceLoss(tf, x, k, { weight, tau, batchSize }).loss),
-          q.shape,
-        );
-        // The official backward is that of the returned value; `reference` reproduces it.
-        const viaReference = gradOf((x) => patchHdceLoss(tf, x, k, { weight, tau, batchSize }).reference);
-        expect(viaReference).toBeCloseToTensor(fixture.float32(`hdce_grad_q_${variant}_f32`), {
-          atol: roundingAtol(
-            fixture.sidecarNumber(['float32_vs_float64', `hdce_grad_q_${variant}`, 'max_abs_f32_vs_f64']),
-            fixture.sidecarNumber(['float32_vs_float64', `hdce_grad_q_${variant}`, 'max_abs_value']),
-          ),
-          rtol: 0,
-        });
-        weight?.dispose();
-      },
-    );
+    it.each(['w48', 'w10', 'noW'])('hDCE %s: CE vector and mean (displayed), v and mean v, gradient of mean v', (variant) => {
+      const { tau, batchSize, gammaOptions } = optionsOf(fixture);
+      const weightStem = `hdce_weight_g${variant.slice(1)}`;
+      expect(fixture.tensors.has(`hdce_ret_vec_${variant}_f32`)).toBe(true);
+      const variantInfo = weightVariants().find((w) => w.stem === weightStem);
+      if (variant !== 'noW') expect(variantInfo).toBeDefined();
+      const weight: Tensor3D | undefined =
+        variantInfo === undefined ? undefined : hdceWeights(tf, k, { gamma: hdceGamma(variantInfo.epoch, gammaOptions), batchSize });
+      const out = patchHdceLoss(tf, q, k, { weight, tau, batchSize });
+      expectTensorParity(`hdce_ret_vec_${variant}`, out.crossEntropy.dataSync() as Float32Array, out.crossEntropy.shape);
+      expectTensorParity(`hdce_v_${variant}`, out.v.dataSync() as Float32Array, out.v.shape);
+      const displayed = scalarOf(out.displayed);
+      // The reference module's single output: its value is the displayed CE, bit for bit.
+      expect(scalarOf(out.reference)).toBe(displayed);
+      expectScalarParity(`hdce_ret_mean_${variant}`, displayed);
+      expectScalarParity(`hdce_mean_v_${variant}`, scalarOf(out.loss));
+      out.v.dispose();
+      out.crossEntropy.dispose();
+      expectTensorParity(
+        `hdce_grad_q_${variant}`,
+        gradOf((x) => patchHdceLoss(tf, x, k, { weight, tau, batchSize }).loss),
+        q.shape,
+      );
+      // The official backward is that of the returned value; `reference` reproduces it.
+      const viaReference = gradOf((x) => patchHdceLoss(tf, x, k, { weight, tau, batchSize }).reference);
+      expect(viaReference).toBeCloseToTensor(fixture.float32(`hdce_grad_q_${variant}_f32`), {
+        atol: roundingAtol(
+          fixture.sidecarNumber(['float32_vs_float64', `hdce_grad_q_${variant}`, 'max_abs_f32_vs_f64']),
+          fixture.sidecarNumber(['float32_vs_float64', `hdce_grad_q_${variant}`, 'max_abs_value']),
+        ),
+        rtol: 0,
+      });
+      weight?.dispose();
+    });
 
     it('leaves no tensor behind but q and k', () => {
       expect(tf.memory().numTensors).toBe(2);
@@ -258,13 +245,10 @@ describeIfFixture(
 
       afterAll(() => {
         if (reached.length > 0)
-          process.stdout.write(
-            `train.json init on ${backend} (max|Δ|, atol ${atol} + rtol ${rtol}): ${reached.join('; ')}\n`,
-          );
+          process.stdout.write(`train.json init on ${backend} (max|Δ|, atol ${atol} + rtol ${rtol}): ${reached.join('; ')}\n`);
       });
 
-      const pool = (name: string): Tensor2D =>
-        tf.tensor2d(fixture.float32(name), fixture.shape(name) as [number, number]);
+      const pool = (name: string): Tensor2D => tf.tensor2d(fixture.float32(name), fixture.shape(name) as [number, number]);
       const map = (name: string): Tensor => tf.tensor(fixture.float32(name), fixture.shape(name));
 
       function expectLayerValues(label: string, got: number[], expected: number[]): void {
@@ -282,10 +266,7 @@ describeIfFixture(
         const { gammaOptions } = optionsOf(losses);
         const gamma = hdceGamma(settings('epoch') as number, gammaOptions);
         expect(gamma).toBe(settings('HDCE_gamma_at_epoch1'));
-        const expected = fixture.sidecarValue(['per_layer_losses_unweighted', 'init', 'float32']) as Record<
-          string,
-          number[]
-        >;
+        const expected = fixture.sidecarValue(['per_layer_losses_unweighted', 'init', 'float32']) as Record<string, number[]>;
 
         const got: Record<string, number[]> = {};
         const push = (key: string, value: Scalar) => {
@@ -325,10 +306,7 @@ describeIfFixture(
             D_p_real: dp.real,
             D_p: dp.loss,
             // λ_GAN = λ_GAN_p = 1 (effective_settings); at init D and D_p are not yet stepped.
-            G_GAN: tf.mul(
-              fixture.sidecarNumber(['effective_settings', 'lambda_GAN']),
-              lsganGeneratorLoss(tf, map('init_pred_D_fake')),
-            ),
+            G_GAN: tf.mul(fixture.sidecarNumber(['effective_settings', 'lambda_GAN']), lsganGeneratorLoss(tf, map('init_pred_D_fake'))),
             G_GAN_p: tf.mul(
               fixture.sidecarNumber(['effective_settings', 'lambda_GAN_p']),
               lsganGeneratorLoss(tf, map('init_pred_Dp_fake')),

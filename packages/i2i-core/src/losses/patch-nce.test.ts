@@ -18,14 +18,7 @@ const dot = (a: ArrayLike<number>, i: number, b: ArrayLike<number>, j: number, c
 };
 
 /** Float64 PatchNCE per row, written from the reference definition (patchnce.py), one image block at a time. */
-function referencePerRow(
-  q: ArrayLike<number>,
-  k: ArrayLike<number>,
-  b: number,
-  n: number,
-  c: number,
-  tau: number,
-): number[] {
+function referencePerRow(q: ArrayLike<number>, k: ArrayLike<number>, b: number, n: number, c: number, tau: number): number[] {
   const out: number[] = [];
   for (let img = 0; img < b; img++) {
     for (let i = 0; i < n; i++) {
@@ -74,8 +67,7 @@ describe('patchNceLoss', () => {
       plus[idx]! += h;
       minus[idx]! -= h;
       return (
-        (mean(referencePerRow(plus, kData, B, N, C, NCE_TEMPERATURE)) -
-          mean(referencePerRow(minus, kData, B, N, C, NCE_TEMPERATURE))) /
+        (mean(referencePerRow(plus, kData, B, N, C, NCE_TEMPERATURE)) - mean(referencePerRow(minus, kData, B, N, C, NCE_TEMPERATURE))) /
         (2 * h)
       );
     });
@@ -119,9 +111,7 @@ describe('patchNceLoss', () => {
   it('detaches the keys: no gradient reaches k', () => {
     const q = tf.tensor2d(qData, [B * N, C]);
     const k = tf.tensor2d(kData, [B * N, C]);
-    const [gq, gk] = tf.grads(
-      (a: Tensor, b: Tensor) => patchNceLoss(tf, a as Tensor2D, b as Tensor2D, { batchSize: B }).loss,
-    )([q, k]);
+    const [gq, gk] = tf.grads((a: Tensor, b: Tensor) => patchNceLoss(tf, a as Tensor2D, b as Tensor2D, { batchSize: B }).loss)([q, k]);
     expect(Math.max(...Array.from(gq!.dataSync(), Math.abs))).toBeGreaterThan(1e-3);
     expect(Array.from(gk!.dataSync()).every((v) => v === 0)).toBe(true);
     tf.dispose([q, k, gq!, gk!]);
@@ -143,9 +133,7 @@ describe('patchNceLoss', () => {
     const q = tf.tensor2d(qData, [B * N, C]);
     const k = tf.tensor2d(kData, [B * N, C]);
     const before = tf.memory().numTensors;
-    const { value, grad } = tf.valueAndGrad((x: Tensor) => patchNceLoss(tf, x as Tensor2D, k, { batchSize: B }).loss)(
-      q,
-    );
+    const { value, grad } = tf.valueAndGrad((x: Tensor) => patchNceLoss(tf, x as Tensor2D, k, { batchSize: B }).loss)(q);
     const out = patchNceLoss(tf, q, k, { batchSize: B });
     tf.dispose([value, grad, out.loss, out.perRow]);
     expect(tf.memory().numTensors).toBe(before);

@@ -48,18 +48,13 @@ export interface RowBlocks {
  */
 export function rowBlocksOf(who: string, featQ: Tensor, featK: Tensor, batchSize: number | undefined): RowBlocks {
   const b = batchSize ?? 1;
-  if (!Number.isInteger(b) || b < 1)
-    throw new UsageError(`${who}: batchSize must be a positive integer, got ${String(batchSize)}`);
+  if (!Number.isInteger(b) || b < 1) throw new UsageError(`${who}: batchSize must be a positive integer, got ${String(batchSize)}`);
   if (featQ.rank !== 2 || featK.rank !== 2) {
-    throw new InputError(
-      `${who}: features must be (B·N)×C matrices, got q [${featQ.shape.join(',')}] and k [${featK.shape.join(',')}]`,
-    );
+    throw new InputError(`${who}: features must be (B·N)×C matrices, got q [${featQ.shape.join(',')}] and k [${featK.shape.join(',')}]`);
   }
   const [rows, channels] = featQ.shape as [number, number];
   if (featK.shape[0] !== rows || featK.shape[1] !== channels) {
-    throw new InputError(
-      `${who}: q [${featQ.shape.join(',')}] and k [${featK.shape.join(',')}] must have the same shape`,
-    );
+    throw new InputError(`${who}: q [${featQ.shape.join(',')}] and k [${featK.shape.join(',')}] must have the same shape`);
   }
   if (rows === 0 || rows % b !== 0) {
     throw new InputError(`${who}: ${rows} feature rows do not split into batchSize ${b} images of equal patch count`);
@@ -70,8 +65,7 @@ export function rowBlocksOf(who: string, featQ: Tensor, featK: Tensor, batchSize
 /** τ from the options, checked; τ divides every logit, so it must be a positive finite number. */
 export function temperatureOf(who: string, tau: number | undefined): number {
   const t = tau ?? NCE_TEMPERATURE;
-  if (!(Number.isFinite(t) && t > 0))
-    throw new UsageError(`${who}: tau must be a positive finite number, got ${String(tau)}`);
+  if (!(Number.isFinite(t) && t > 0)) throw new UsageError(`${who}: tau must be a positive finite number, got ${String(tau)}`);
   return t;
 }
 
@@ -128,11 +122,7 @@ export function patchNceLoss(tf: Tf, featQ: Tensor2D, featK: Tensor2D, options: 
   return tf.tidy(() => {
     const k = detached(tf, featK);
     const lPos = positiveLogits(tf, featQ, k);
-    const masked = tf.where(
-      diagonalMask(tf, blocks.rowsPerImage),
-      NCE_DIAGONAL_FILL,
-      blockSimilarities(tf, featQ, k, blocks),
-    );
+    const masked = tf.where(diagonalMask(tf, blocks.rowsPerImage), NCE_DIAGONAL_FILL, blockSimilarities(tf, featQ, k, blocks));
     const lNeg = tf.reshape(masked, [-1, blocks.rowsPerImage]) as Tensor2D;
     const perRow = positiveFirstCrossEntropy(tf, lPos, lNeg, tau);
     return { loss: tf.mean(perRow) as Scalar, perRow };

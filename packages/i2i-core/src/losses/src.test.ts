@@ -72,14 +72,11 @@ describe('srcLoss', () => {
   const [B, N, C] = [2, 7, 4];
   const qData = rawRows(21, B * N, C);
   const kData = rawRows(22, B * N, C);
-  const referenceLoss = (q: ArrayLike<number>) =>
-    mean(Array.from({ length: B }, (_, img) => referenceJsd(q, kData, img, N, C)));
+  const referenceLoss = (q: ArrayLike<number>) => mean(Array.from({ length: B }, (_, img) => referenceJsd(q, kData, img, N, C)));
 
   it('matches the float64 JSD per image (a sum over N×N) and averages it over the batch', () => {
     expect(SRC_NORMALIZE_EPS).toBe(1e-7);
-    const { loss, perImage } = tf.tidy(() =>
-      srcLoss(tf, tf.tensor2d(qData, [B * N, C]), tf.tensor2d(kData, [B * N, C]), { batchSize: B }),
-    );
+    const { loss, perImage } = tf.tidy(() => srcLoss(tf, tf.tensor2d(qData, [B * N, C]), tf.tensor2d(kData, [B * N, C]), { batchSize: B }));
     const expected = Array.from({ length: B }, (_, img) => referenceJsd(qData, kData, img, N, C));
     expect(perImage.shape).toEqual([B]);
     expect(perImage.dataSync()).toBeCloseToTensor(expected, { atol: 1e-7, rtol: 1e-5 });
@@ -136,9 +133,7 @@ describe('srcLoss', () => {
     const k = tf.tensor2d(kData, [B * N, C]);
     const same = srcLoss(tf, q, q, { batchSize: B });
     expect(Array.from(same.perImage.dataSync())).toEqual(Array(B).fill(0));
-    const [gq, gk] = tf.grads(
-      (a: Tensor, b: Tensor) => srcLoss(tf, a as Tensor2D, b as Tensor2D, { batchSize: B }).loss,
-    )([q, k]);
+    const [gq, gk] = tf.grads((a: Tensor, b: Tensor) => srcLoss(tf, a as Tensor2D, b as Tensor2D, { batchSize: B }).loss)([q, k]);
     expect(Math.max(...Array.from(gq!.dataSync(), Math.abs))).toBeGreaterThan(1e-4);
     expect(Array.from(gk!.dataSync()).every((v) => v === 0)).toBe(true);
     tf.dispose([q, k, same.loss, same.perImage, gq!, gk!]);

@@ -66,14 +66,12 @@ export function hdceGamma(epoch: number, options: HdceGammaOptions = DEFAULT_HDC
   const { gamma, gammaMin, nEpochs, nEpochsDecay } = options;
   if (!Number.isInteger(epoch) || epoch < 1) throw new UsageError(`hdceGamma: epoch is 1-based, got ${String(epoch)}`);
   for (const [name, value] of Object.entries({ gamma, gammaMin, nEpochs, nEpochsDecay })) {
-    if (!Number.isFinite(value))
-      throw new UsageError(`hdceGamma: ${name} must be a finite number, got ${String(value)}`);
+    if (!Number.isFinite(value)) throw new UsageError(`hdceGamma: ${name} must be a finite number, got ${String(value)}`);
   }
   if (nEpochs + nEpochsDecay <= 0)
     throw new UsageError(`hdceGamma: nEpochs + nEpochsDecay must be positive, got ${nEpochs + nEpochsDecay}`);
   const g = gamma + ((gammaMin - gamma) * epoch) / (nEpochs + nEpochsDecay);
-  if (!(g > 0))
-    throw new UsageError(`hdceGamma: γ at epoch ${epoch} is ${g}; it divides the relations, so it must be positive`);
+  if (!(g > 0)) throw new UsageError(`hdceGamma: γ at epoch ${epoch} is ${g}; it divides the relations, so it must be positive`);
   return g;
 }
 
@@ -109,10 +107,7 @@ export function srcLoss(tf: Tf, featQ: Tensor2D, featK: Tensor2D, options: SrcOp
     const pQ = columnSoftmax(tf, blockSimilarities(tf, q, q, blocks));
     const pK = detached(tf, columnSoftmax(tf, blockSimilarities(tf, k, k, blocks)));
     const logM = tf.log(tf.mul(0.5, tf.add(pQ, pK))) as Tensor3D;
-    const perImage = tf.mul(
-      0.5,
-      tf.add(klDivSumLogTarget(tf, logM, tf.log(pQ)), klDivSumLogTarget(tf, logM, tf.log(pK))),
-    ) as Tensor1D;
+    const perImage = tf.mul(0.5, tf.add(klDivSumLogTarget(tf, logM, tf.log(pQ)), klDivSumLogTarget(tf, logM, tf.log(pK)))) as Tensor1D;
     return { loss: tf.mean(perImage) as Scalar, perImage };
   });
 }
@@ -129,11 +124,7 @@ export function hdceWeights(tf: Tf, featK: Tensor2D, options: HdceWeightOptions)
     throw new UsageError(`hdceWeights: gamma must be a positive finite number, got ${String(gamma)}`);
   return tf.tidy(() => {
     const k = normalizedRows(tf, detached(tf, featK));
-    const seed = tf.where(
-      diagonalMask(tf, blocks.rowsPerImage),
-      NCE_DIAGONAL_FILL,
-      blockSimilarities(tf, k, k, blocks),
-    );
+    const seed = tf.where(diagonalMask(tf, blocks.rowsPerImage), NCE_DIAGONAL_FILL, blockSimilarities(tf, k, k, blocks));
     const w = tf.softmax(tf.div(seed, gamma)) as Tensor3D;
     return detached(tf, tf.div(w, tf.max(w, 2, true)));
   });

@@ -105,39 +105,47 @@ describeIfFixture(FILES, 'vggPerceptualLoss vs PyTorch', () => {
 
     afterAll(() => vgg.dispose());
 
-    it.each(CASES.map((c) => [c.loss, c] as const))('%s matches the stored loss value', (_, c) => {
-      const before = tf.memory().numTensors;
-      const [fake, real] = [c.fake(tf, fixture), c.real(tf, fixture)];
-      const loss = vggPerceptualLoss(tf, vgg, fake, real, { input: c.input });
-      expect(loss.shape).toEqual([]);
-      const got = loss.dataSync()[0]!;
-      const expected = fixture.sidecarNumber(['values', c.loss, 'value']);
-      expect(fixture.float32(c.loss)[0]).toBe(Math.fround(expected));
-      const atol = readmeAtol(fixture, c.loss);
-      expect([got]).toBeCloseToTensor([expected], { atol, rtol: 0 });
-      reached.push(`${backend} ${c.loss} ${Math.abs(got - expected).toExponential(2)} vs ${atol.toExponential(1)}`);
-      tf.dispose([fake, real, loss]);
-      expect(tf.memory().numTensors).toBe(before);
-    }, 60_000);
+    it.each(CASES.map((c) => [c.loss, c] as const))(
+      '%s matches the stored loss value',
+      (_, c) => {
+        const before = tf.memory().numTensors;
+        const [fake, real] = [c.fake(tf, fixture), c.real(tf, fixture)];
+        const loss = vggPerceptualLoss(tf, vgg, fake, real, { input: c.input });
+        expect(loss.shape).toEqual([]);
+        const got = loss.dataSync()[0]!;
+        const expected = fixture.sidecarNumber(['values', c.loss, 'value']);
+        expect(fixture.float32(c.loss)[0]).toBe(Math.fround(expected));
+        const atol = readmeAtol(fixture, c.loss);
+        expect([got]).toBeCloseToTensor([expected], { atol, rtol: 0 });
+        reached.push(`${backend} ${c.loss} ${Math.abs(got - expected).toExponential(2)} vs ${atol.toExponential(1)}`);
+        tf.dispose([fake, real, loss]);
+        expect(tf.memory().numTensors).toBe(before);
+      },
+      60_000,
+    );
 
     const gradCases = CASES.map((c) => [c.grad, c] as const);
-    it.each(gradCases)('%s (gradient w.r.t. the fake) matches, with no gradient for the frozen VGG', (_, c) => {
-      const before = tf.memory().numTensors;
-      const real = c.real(tf, fixture);
-      const initial = c.fake(tf, fixture);
-      const fake = tf.variable(initial, true);
-      initial.dispose();
-      const { value, grads } = tf.variableGrads(() => vggPerceptualLoss(tf, vgg, fake, real, { input: c.input }));
-      expect(Object.keys(grads)).toEqual([fake.name]);
-      const grad = grads[fake.name]!;
-      expect(grad.shape).toEqual(fixture.shape(c.grad));
-      const got = tf.tidy(() => tf.mul(grad, c.gradScale).dataSync());
-      const expected = fixture.float32(c.grad);
-      const atol = readmeAtol(fixture, c.grad);
-      expect(got).toBeCloseToTensor(expected, { atol, rtol: 0, shape: grad.shape });
-      reached.push(`${backend} ${c.grad} ${maxAbsDiff(got, expected).toExponential(2)} vs ${atol.toExponential(1)}`);
-      tf.dispose([value, grad, real, fake]);
-      expect(tf.memory().numTensors).toBe(before);
-    }, 60_000);
+    it.each(gradCases)(
+      '%s (gradient w.r.t. the fake) matches, with no gradient for the frozen VGG',
+      (_, c) => {
+        const before = tf.memory().numTensors;
+        const real = c.real(tf, fixture);
+        const initial = c.fake(tf, fixture);
+        const fake = tf.variable(initial, true);
+        initial.dispose();
+        const { value, grads } = tf.variableGrads(() => vggPerceptualLoss(tf, vgg, fake, real, { input: c.input }));
+        expect(Object.keys(grads)).toEqual([fake.name]);
+        const grad = grads[fake.name]!;
+        expect(grad.shape).toEqual(fixture.shape(c.grad));
+        const got = tf.tidy(() => tf.mul(grad, c.gradScale).dataSync());
+        const expected = fixture.float32(c.grad);
+        const atol = readmeAtol(fixture, c.grad);
+        expect(got).toBeCloseToTensor(expected, { atol, rtol: 0, shape: grad.shape });
+        reached.push(`${backend} ${c.grad} ${maxAbsDiff(got, expected).toExponential(2)} vs ${atol.toExponential(1)}`);
+        tf.dispose([value, grad, real, fake]);
+        expect(tf.memory().numTensors).toBe(before);
+      },
+      60_000,
+    );
   });
 });

@@ -20,7 +20,15 @@ beforeAll(async () => {
   let seed = 21;
   for (const [key, { shape }] of vgg19FeaturesStateDictSpec()) {
     const bound = shape.length === 4 ? Math.sqrt(6 / (9 * shape[1]!)) : 0.05;
-    dict.set(key, { shape, data: seededUniform(seed++, shape.reduce((a, d) => a * d, 1), -bound, bound) });
+    dict.set(key, {
+      shape,
+      data: seededUniform(
+        seed++,
+        shape.reduce((a, d) => a * d, 1),
+        -bound,
+        bound,
+      ),
+    });
   }
   vgg = createVgg19Features(tf, dict);
 });
@@ -54,7 +62,16 @@ describe('vggPerceptualLoss (wasm backend, synthetic VGG weights)', () => {
   it("'unit' is mean((VGG((fake+1)/2) − VGG((real+1)/2))²) over every conv4_4 element, 0 for equal images", () => {
     const { loss } = lossAndGrad(fakeData, realData, 'unit');
     const features = (x: Float32Array) =>
-      tf.tidy(() => vgg.forward(tf.tensor4d(x.map((v) => (v + 1) / 2), SHAPE)).dataSync());
+      tf.tidy(() =>
+        vgg
+          .forward(
+            tf.tensor4d(
+              x.map((v) => (v + 1) / 2),
+              SHAPE,
+            ),
+          )
+          .dataSync(),
+      );
     const [a, b] = [features(fakeData), features(realData)];
     expect(a.length).toBe(512 * 2 * 2);
     let sum = 0;
@@ -67,12 +84,19 @@ describe('vggPerceptualLoss (wasm backend, synthetic VGG weights)', () => {
   it("defaults to 'reference': fake + 0.5 for the fake, i.e. the 'unit' loss of 2·fake, value and gradient", () => {
     const reference = lossAndGrad(fakeData, realData);
     expect(lossAndGrad(fakeData, realData, 'reference')).toEqual(reference);
-    const doubled = lossAndGrad(fakeData.map((v) => 2 * v), realData, 'unit');
+    const doubled = lossAndGrad(
+      fakeData.map((v) => 2 * v),
+      realData,
+      'unit',
+    );
     expect([reference.loss]).toBeCloseToTensor([doubled.loss], { atol: 0, rtol: 1e-5 });
     // d/dfake L_unit(2·fake) = 2 · L_unit'(2·fake).
     const maxGrad = Math.max(...reference.grad.map(Math.abs));
     expect(maxGrad).toBeGreaterThan(0);
-    expect(reference.grad).toBeCloseToTensor(doubled.grad.map((g) => 2 * g), { atol: 1e-4 * maxGrad, rtol: 1e-3, shape: SHAPE });
+    expect(reference.grad).toBeCloseToTensor(
+      doubled.grad.map((g) => 2 * g),
+      { atol: 1e-4 * maxGrad, rtol: 1e-3, shape: SHAPE },
+    );
     // The quirk is visible: identical images do not give 0.
     expect(lossAndGrad(realData, realData).loss).toBeGreaterThan(0);
   });
@@ -87,10 +111,19 @@ describe('vggPerceptualLoss (wasm backend, synthetic VGG weights)', () => {
   it('maps the images as documented (vggInputImage)', () => {
     const x = tf.tensor4d(fakeData, SHAPE);
     const values = (mapping: VggInputMapping, side: 'fake' | 'real') => tf.tidy(() => vggInputImage(tf, x, mapping, side).dataSync());
-    expect(values('reference', 'fake')).toBeCloseToTensor(fakeData.map((v) => v + 0.5), { atol: 1e-7, rtol: 0 });
-    expect(values('reference', 'real')).toBeCloseToTensor(fakeData.map((v) => (v + 1) / 2), { atol: 1e-7, rtol: 0 });
+    expect(values('reference', 'fake')).toBeCloseToTensor(
+      fakeData.map((v) => v + 0.5),
+      { atol: 1e-7, rtol: 0 },
+    );
+    expect(values('reference', 'real')).toBeCloseToTensor(
+      fakeData.map((v) => (v + 1) / 2),
+      { atol: 1e-7, rtol: 0 },
+    );
     expect(values('unit', 'fake')).toEqual(values('unit', 'real'));
-    expect(values('imagenet', 'fake')).toBeCloseToTensor(imagenetAsUnit(fakeData).map((v) => (v + 1) / 2), { atol: 1e-6, rtol: 0 });
+    expect(values('imagenet', 'fake')).toBeCloseToTensor(
+      imagenetAsUnit(fakeData).map((v) => (v + 1) / 2),
+      { atol: 1e-6, rtol: 0 },
+    );
     x.dispose();
   });
 

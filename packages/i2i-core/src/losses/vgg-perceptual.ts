@@ -77,13 +77,7 @@ export function vggInputImage(tf: Tf, x: Tensor4D, mapping: VggInputMapping, sid
  *   const vgg = createVgg19Features(tf, await readTorchStateDict(vggFile), { source: vggFile });
  *   const loss = vggPerceptualLoss(tf, vgg, fake, nature); // fake, nature: [1, 3, 256, 256] in [-1,1] → scalar
  */
-export function vggPerceptualLoss(
-  tf: Tf,
-  vgg: Vgg19Features,
-  fake: Tensor4D,
-  real: Tensor4D,
-  options: VggPerceptualOptions = {},
-): Scalar {
+export function vggPerceptualLoss(tf: Tf, vgg: Vgg19Features, fake: Tensor4D, real: Tensor4D, options: VggPerceptualOptions = {}): Scalar {
   const mapping = checkedMapping(options.input ?? 'reference');
   if (fake.rank !== 4 || fake.shape.some((d, i) => d !== real.shape[i]) || real.rank !== 4) {
     throw new InputError(

@@ -84,7 +84,9 @@ describe('fetchModel', () => {
     const entry = entryFor(server, { url: server.url('/cut.pth') });
     const err = await fetchModel(entry, { cacheDir: tmp.dir, offline: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetworkError);
-    expect((err as Error).message).toMatch(/^download of tiny_net_G\.pth broke off after \d+ bytes .*; download .* and put it at .*tiny_net_G\.pth, or pass --model <file>$/);
+    expect((err as Error).message).toMatch(
+      /^download of tiny_net_G\.pth broke off after \d+ bytes .*; download .* and put it at .*tiny_net_G\.pth, or pass --model <file>$/,
+    );
     expect(filesUnder(tmp.dir)).toEqual([]);
   });
 

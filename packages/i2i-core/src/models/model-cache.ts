@@ -72,10 +72,9 @@ export async function fetchModel(entry: ModelEntry, options: FetchModelOptions =
     if (options.verifyCached) {
       const digest = await sha256File(file);
       if (digest !== entry.sha256) {
-        throw new IntegrityError(
-          `cached ${entry.file} has sha256 ${digest}, expected ${entry.sha256}; delete it and fetch again`,
-          { file },
-        );
+        throw new IntegrityError(`cached ${entry.file} has sha256 ${digest}, expected ${entry.sha256}; delete it and fetch again`, {
+          file,
+        });
       }
     }
     return { entry, file, downloaded: false };
@@ -111,9 +110,7 @@ async function downloadVerified(entry: ModelEntry, file: string, options: FetchM
   const total = header !== null && /^\d+$/.test(header) ? Number(header) : undefined;
   if (total !== undefined && total !== entry.bytes) {
     await response.body.cancel().catch(() => undefined);
-    throw new IntegrityError(
-      `${entry.url} serves ${total} bytes, expected ${entry.bytes} for ${entry.file}; not downloading it`,
-    );
+    throw new IntegrityError(`${entry.url} serves ${total} bytes, expected ${entry.bytes} for ${entry.file}; not downloading it`);
   }
   const hash = createHash('sha256');
   let received = 0;

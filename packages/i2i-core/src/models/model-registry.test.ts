@@ -46,9 +46,7 @@ describe('model registry', () => {
   });
 
   it('rebases download URLs onto SCENIMEFY_MODEL_BASE_URL', () => {
-    expect(findModel('shinkai', { SCENIMEFY_MODEL_BASE_URL: 'http://127.0.0.1:9/m' }).url).toBe(
-      'http://127.0.0.1:9/m/Shinkai_net_G.pth',
-    );
+    expect(findModel('shinkai', { SCENIMEFY_MODEL_BASE_URL: 'http://127.0.0.1:9/m' }).url).toBe('http://127.0.0.1:9/m/Shinkai_net_G.pth');
   });
 
   it('takes entries from a mirror manifest and validates them field by field', () =>

@@ -87,8 +87,14 @@ describe.each([
 
   it.each(shapes)('matches the reference map on [%i,%i,%i,%i] (values and input gradient)', (...shape) => {
     const ref = separable(taps1d(shape[1]), taps1d(shape[2]), shape);
-    const x = seededUniform(17, shape.reduce((a, d) => a * d, 1));
-    const r = seededUniform(19, ref.outShape.reduce((a, d) => a * d, 1));
+    const x = seededUniform(
+      17,
+      shape.reduce((a, d) => a * d, 1),
+    );
+    const r = seededUniform(
+      19,
+      ref.outShape.reduce((a, d) => a * d, 1),
+    );
     const xt = tf.tensor4d(x, shape);
     const rt = tf.tensor4d(r, ref.outShape as [number, number, number, number]);
     const y = layer(tf, xt);

@@ -33,10 +33,12 @@ export const UPSAMPLE_FILTER_SIZE = 4;
 export function blurDownsample(tf: Tf, x: Tensor4D): Tensor4D {
   return tf.tidy(() => {
     const channels = x.shape[3];
-    const filter = tf.tile(
-      tf.tensor4d(DOWNSAMPLE_FILTER, [DOWNSAMPLE_FILTER_SIZE, DOWNSAMPLE_FILTER_SIZE, 1, 1]),
-      [1, 1, channels, 1],
-    ) as Tensor4D;
+    const filter = tf.tile(tf.tensor4d(DOWNSAMPLE_FILTER, [DOWNSAMPLE_FILTER_SIZE, DOWNSAMPLE_FILTER_SIZE, 1, 1]), [
+      1,
+      1,
+      channels,
+      1,
+    ]) as Tensor4D;
     return tf.depthwiseConv2d(reflectPad2d(tf, x, 1), filter, 2, 'valid');
   });
 }
@@ -55,10 +57,12 @@ export function blurUpsample(tf: Tf, x: Tensor4D): Tensor4D {
     const input = args[0] as Tensor4D;
     const value = tf.image.resizeBilinear(input, [2 * h, 2 * w], false, true);
     const gradFunc = (dy: Tensor4D): Tensor4D => {
-      const filter = tf.tile(
-        tf.tensor4d(UPSAMPLE_FILTER, [UPSAMPLE_FILTER_SIZE, UPSAMPLE_FILTER_SIZE, 1, 1]),
-        [1, 1, channels, 1],
-      ) as Tensor4D;
+      const filter = tf.tile(tf.tensor4d(UPSAMPLE_FILTER, [UPSAMPLE_FILTER_SIZE, UPSAMPLE_FILTER_SIZE, 1, 1]), [
+        1,
+        1,
+        channels,
+        1,
+      ]) as Tensor4D;
       const padded = tf.mirrorPad(
         dy,
         [

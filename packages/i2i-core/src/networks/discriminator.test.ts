@@ -3,12 +3,7 @@ import type { Tensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
 import { seededUniform } from '@scenimefy/test-utils';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER } from './blur';
-import {
-  createPatchDiscriminator,
-  discriminatorOutputSize,
-  discriminatorStateDictSpec,
-  inferDiscriminatorConfig,
-} from './discriminator';
+import { createPatchDiscriminator, discriminatorOutputSize, discriminatorStateDictSpec, inferDiscriminatorConfig } from './discriminator';
 import type { PatchDiscriminatorConfig } from './discriminator';
 import type { Float32TensorData } from './generator';
 
@@ -181,7 +176,9 @@ describe('createPatchDiscriminator', () => {
 
   it('holds HWIO conv weights and starts from xavier-normal(0.02), reproducibly per seed', async () => {
     const netD = createPatchDiscriminator(tf, { inputNc: 6, ndf: 16 }, { init: { seed: 5 } });
-    expect([...netD.variables.keys()]).toEqual([...discriminatorStateDictSpec({ inputNc: 6, ndf: 16 }).keys()].filter((k) => !k.endsWith('filt')));
+    expect([...netD.variables.keys()]).toEqual(
+      [...discriminatorStateDictSpec({ inputNc: 6, ndf: 16 }).keys()].filter((k) => !k.endsWith('filt')),
+    );
     expect(netD.variables.get('model.11.weight')!.shape).toEqual([4, 4, 64, 128]);
     expect(netD.numParameters()).toBe(175_857); // netDp-ndf16.json's num_parameters
     const w = (await netD.variables.get('model.7.weight')!.data()) as Float32Array; // fan_in 512, fan_out 1024
@@ -252,7 +249,9 @@ describe('createPatchDiscriminator', () => {
     missing.delete('model.7.bias');
     missing.set('model.15.weight', good.get('model.14.weight')!);
     expect(load(missing, 'D.pth')).toThrow(
-      new ModelFormatError('D.pth: discriminator state dict (inputNc=3, ndf=2, nLayers=3): missing keys model.7.bias; unexpected keys model.15.weight'),
+      new ModelFormatError(
+        'D.pth: discriminator state dict (inputNc=3, ndf=2, nLayers=3): missing keys model.7.bias; unexpected keys model.15.weight',
+      ),
     );
     const shape = new Map(good);
     shape.set('model.3.weight', { shape: [4, 3, 4, 4], data: new Float32Array(192) });
@@ -305,8 +304,7 @@ describe('PatchDiscriminator gradients', () => {
   function fdCheck(): void {
     const dict = syntheticStateDict(config, 21);
     const xs = seededUniform(31, 3 * h * w);
-    const f = (v: Float64Array, d: Map<string, Float32TensorData> = dict) =>
-      referenceD(d, { c: 3, h, w, v }).v.reduce((a, b) => a + b, 0);
+    const f = (v: Float64Array, d: Map<string, Float32TensorData> = dict) => referenceD(d, { c: 3, h, w, v }).v.reduce((a, b) => a + b, 0);
 
     const netD = createPatchDiscriminator(tf, config, { weights: dict });
     const x = tf.tensor4d(xs, [1, 3, h, w]);
@@ -316,8 +314,7 @@ describe('PatchDiscriminator gradients', () => {
 
     // Every border position of channel 0 (reflect and zero padding both act there) and a spread of the rest.
     const positions: number[] = [];
-    for (let y = 0; y < h; y++)
-      for (let xx = 0; xx < w; xx++) if (y < 2 || y >= h - 2 || xx < 2 || xx >= w - 2) positions.push(y * w + xx);
+    for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) if (y < 2 || y >= h - 2 || xx < 2 || xx >= w - 2) positions.push(y * w + xx);
     for (let k = 0; k < 3 * h * w; k += 37) positions.push(k);
     const eps = 1e-4;
     const numeric = positions.map((p) => {
@@ -333,7 +330,8 @@ describe('PatchDiscriminator gradients', () => {
     expect(picked).toBeCloseToTensor(numeric, { atol: 1e-4 * scale + 1e-6, rtol: 0 });
 
     // A few weight entries (flat OIHW index into the PyTorch tensor) against the same finite differences.
-    const variableGrad = (key: string) => (grads as Record<string, { dataSync(): Float32Array }>)[(netD.variables.get(key) as Variable).name]!;
+    const variableGrad = (key: string) =>
+      (grads as Record<string, { dataSync(): Float32Array }>)[(netD.variables.get(key) as Variable).name]!;
     const entries = [
       ['model.0.weight', 5],
       ['model.3.weight', 100],
@@ -358,7 +356,12 @@ describe('PatchDiscriminator gradients', () => {
       let tfIndex = index;
       if (entry.shape.length === 4) {
         const [o, i, kh, kw] = entry.shape as [number, number, number, number];
-        const [oo, ii, hh, ww] = [Math.floor(index / (i * kh * kw)), Math.floor(index / (kh * kw)) % i, Math.floor(index / kw) % kh, index % kw];
+        const [oo, ii, hh, ww] = [
+          Math.floor(index / (i * kh * kw)),
+          Math.floor(index / (kh * kw)) % i,
+          Math.floor(index / kw) % kh,
+          index % kw,
+        ];
         tfIndex = ((hh * kw + ww) * i + ii) * o + oo;
       }
       analyticW.push(variableGrad(key).dataSync()[tfIndex]!);

@@ -164,9 +164,12 @@ function validatedParameters(
   for (const [key, entry] of spec) {
     const value = dict.get(key) as Float32TensorData | TensorData;
     if (value.shape.length !== entry.shape.length || value.shape.some((d, i) => d !== entry.shape[i])) {
-      throw new ModelFormatError(`${prefix}${key} has shape ${shapeText(value.shape)}, expected ${shapeText(entry.shape)} for the ${what}`, {
-        file: source,
-      });
+      throw new ModelFormatError(
+        `${prefix}${key} has shape ${shapeText(value.shape)}, expected ${shapeText(entry.shape)} for the ${what}`,
+        {
+          file: source,
+        },
+      );
     }
     const data = float32Of('discriminator', prefix + key, value, source);
     if (data.length !== numel(entry.shape)) {
@@ -316,7 +319,11 @@ class TfPatchDiscriminator implements PatchDiscriminator {
 
   async stateDict(): Promise<Map<string, Float32TensorData>> {
     this.checkUsable();
-    return pyTorchStateDict(this.spec, (key) => this.param(key), () => DOWNSAMPLE_FILTER);
+    return pyTorchStateDict(
+      this.spec,
+      (key) => this.param(key),
+      () => DOWNSAMPLE_FILTER,
+    );
   }
 
   numParameters(): number {

@@ -83,23 +83,29 @@ function defineParity(stem: string, backend: BackendCandidate, slow: boolean): v
     expect(netG.config.nBlocks).toBe(9);
   });
 
-  it.each(cases.map((c) => c.id))('output_%s matches the reference within the sidecar atol', (id) => {
-    const inputName = `input_${id}`;
-    const outputName = `output_${id}`;
-    const x = tf.tensor4d(fixture.float32(inputName), fixture.shape(inputName) as [number, number, number, number]);
-    const before = tf.memory().numTensors;
-    const started = performance.now();
-    const y = netG.forward(x);
-    const values = y.dataSync();
-    const ms = performance.now() - started;
-    expect(y.shape).toEqual(fixture.shape(outputName));
-    const atol = outputAtolOf(fixture);
-    expect(values).toBeCloseToTensor(fixture.float32(outputName), { atol, rtol: 0, shape: y.shape });
-    reached.push(`${outputName} max|Δ| ${maxAbsDiff(values, fixture.float32(outputName)).toExponential(2)} (atol ${atol}, ${ms.toFixed(0)} ms)`);
-    y.dispose();
-    expect(tf.memory().numTensors).toBe(before);
-    x.dispose();
-  }, slow ? 300_000 : 120_000);
+  it.each(cases.map((c) => c.id))(
+    'output_%s matches the reference within the sidecar atol',
+    (id) => {
+      const inputName = `input_${id}`;
+      const outputName = `output_${id}`;
+      const x = tf.tensor4d(fixture.float32(inputName), fixture.shape(inputName) as [number, number, number, number]);
+      const before = tf.memory().numTensors;
+      const started = performance.now();
+      const y = netG.forward(x);
+      const values = y.dataSync();
+      const ms = performance.now() - started;
+      expect(y.shape).toEqual(fixture.shape(outputName));
+      const atol = outputAtolOf(fixture);
+      expect(values).toBeCloseToTensor(fixture.float32(outputName), { atol, rtol: 0, shape: y.shape });
+      reached.push(
+        `${outputName} max|Δ| ${maxAbsDiff(values, fixture.float32(outputName)).toExponential(2)} (atol ${atol}, ${ms.toFixed(0)} ms)`,
+      );
+      y.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      x.dispose();
+    },
+    slow ? 300_000 : 120_000,
+  );
 
   for (const { id, taps } of cases.filter((c) => c.taps.length > 0)) {
     it(`encodes the ${taps.length} taps of case ${id} within the sidecar tolerance (atol ∝ max|tap|)`, () => {

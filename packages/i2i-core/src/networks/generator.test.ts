@@ -4,12 +4,7 @@ import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
 import { seededUniform } from '@scenimefy/test-utils';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER, UPSAMPLE_FILTER } from './blur';
-import {
-  createResnetGenerator,
-  generatorStateDictSpec,
-  inferGeneratorConfig,
-  loadGeneratorWeights,
-} from './generator';
+import { createResnetGenerator, generatorStateDictSpec, inferGeneratorConfig, loadGeneratorWeights } from './generator';
 import type { Float32TensorData, ResnetGenerator } from './generator';
 
 let tf: Tf;
@@ -109,7 +104,18 @@ describe('createResnetGenerator', () => {
       [1, 16, 4, 6],
     ]);
     // Layer 0 is the reflect-padded input itself.
-    const padded = tf.tidy(() => tf.mirrorPad(x, [[0, 0], [0, 0], [3, 3], [3, 3]], 'reflect'));
+    const padded = tf.tidy(() =>
+      tf.mirrorPad(
+        x,
+        [
+          [0, 0],
+          [0, 0],
+          [3, 3],
+          [3, 3],
+        ],
+        'reflect',
+      ),
+    );
     expect(taps[0]!.dataSync()).toEqual(padded.dataSync());
     // Any increasing list of module indices works; the last module is the tanh output.
     const [last] = netG.encode(x, [31]);
@@ -263,7 +269,9 @@ describe('loadGeneratorWeights', () => {
     const weights = loadGeneratorWeights(file, { prefix: 'netG.' });
     expect(weights.config).toEqual({ ngf: 2, inputNc: 3, outputNc: 3, nBlocks: 2 });
     expect(weights.tensors.size).toBe(6 * 2 + 2 * 2 * 2); // weight + bias of 6 convs outside the blocks, 2 per block
-    expect(() => loadGeneratorWeights(file)).toThrow(/no 4-D model\.1\.weight \(found netG\.model\.1\.weight: read it with prefix 'netG\.'\)/);
+    expect(() => loadGeneratorWeights(file)).toThrow(
+      /no 4-D model\.1\.weight \(found netG\.model\.1\.weight: read it with prefix 'netG\.'\)/,
+    );
     expect(() => loadGeneratorWeights(file, { config: { ngf: 2, nBlocks: 2 } })).toThrow(
       /missing keys model\.1\.weight, .*unexpected keys netG\.model\.1\.weight, /,
     );

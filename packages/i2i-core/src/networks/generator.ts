@@ -15,14 +15,7 @@ import type { TensorData, TensorMap } from '@scenimefy/io';
 import { instanceNorm2d } from '../layers/instance-norm';
 import { reflectPad2d } from '../layers/reflect-pad';
 import type { Tf } from '../layers/tf';
-import {
-  DOWNSAMPLE_FILTER,
-  DOWNSAMPLE_FILTER_SIZE,
-  UPSAMPLE_FILTER,
-  UPSAMPLE_FILTER_SIZE,
-  blurDownsample,
-  blurUpsample,
-} from './blur';
+import { DOWNSAMPLE_FILTER, DOWNSAMPLE_FILTER_SIZE, UPSAMPLE_FILTER, UPSAMPLE_FILTER_SIZE, blurDownsample, blurUpsample } from './blur';
 import {
   assignPyTorchWeights,
   countParameters,
@@ -218,10 +211,9 @@ export function loadGeneratorWeights(
       const expected = entry.shape[2] === DOWNSAMPLE_FILTER_SIZE ? DOWNSAMPLE_FILTER : UPSAMPLE_FILTER;
       const bad = firstFilterMismatch(data, expected);
       if (bad !== undefined) {
-        throw new ModelFormatError(
-          `${prefix}${key}[${bad.index}] is ${bad.value}, expected the fixed blur filter value ${bad.expected}`,
-          { file: source },
-        );
+        throw new ModelFormatError(`${prefix}${key}[${bad.index}] is ${bad.value}, expected the fixed blur filter value ${bad.expected}`, {
+          file: source,
+        });
       }
       continue;
     }
@@ -408,7 +400,18 @@ class TfResnetGenerator implements ResnetGenerator {
     if (modules.length !== idx.tanh + 1) throw new Error('generator module table out of step with moduleIndices');
     // Segment ends for checkpointing: each conv whose output is a contrastive tap stands alone, the rest are
     // conv-norm-relu(-resample) stages and single ResnetBlocks.
-    this.segmentEnds = new Set([0, 3, 4, 7, 8, 11, ...Array.from({ length: nBlocks }, (_, b) => idx.firstBlock + b), idx.upConv1 + 2, idx.upConv2 + 2, idx.tanh]);
+    this.segmentEnds = new Set([
+      0,
+      3,
+      4,
+      7,
+      8,
+      11,
+      ...Array.from({ length: nBlocks }, (_, b) => idx.firstBlock + b),
+      idx.upConv1 + 2,
+      idx.upConv2 + 2,
+      idx.tanh,
+    ]);
     return modules;
   }
 
@@ -435,7 +438,9 @@ class TfResnetGenerator implements ResnetGenerator {
       const save = args[1 + params.length] as (tensors: Tensor[]) => void;
       save([inputs[0] as Tensor]);
       const gradFunc = (dy: Tensor4D, saved: Tensor[]): Tensor[] =>
-        withOuterTapeKept(tf, () => tf.grads((...xs: Tensor[]) => compute(xs[0] as Tensor4D, xs.slice(1)))([saved[0] as Tensor, ...params], dy));
+        withOuterTapeKept(tf, () =>
+          tf.grads((...xs: Tensor[]) => compute(xs[0] as Tensor4D, xs.slice(1)))([saved[0] as Tensor, ...params], dy),
+        );
       return { value: compute(inputs[0] as Tensor4D, params), gradFunc };
     });
     return (x) => checkpointed(x, ...params) as Tensor4D;
@@ -517,8 +522,10 @@ class TfResnetGenerator implements ResnetGenerator {
   }
 
   async stateDict(): Promise<Map<string, Float32TensorData>> {
-    return pyTorchStateDict(this.spec, (key) => this.param(key), (shape) =>
-      shape[2] === DOWNSAMPLE_FILTER_SIZE ? DOWNSAMPLE_FILTER : UPSAMPLE_FILTER,
+    return pyTorchStateDict(
+      this.spec,
+      (key) => this.param(key),
+      (shape) => (shape[2] === DOWNSAMPLE_FILTER_SIZE ? DOWNSAMPLE_FILTER : UPSAMPLE_FILTER),
     );
   }
 

@@ -106,7 +106,8 @@ describe('PatchSampleF nc32 vs PyTorch', () => {
       const out = await netF.stateDict();
       expect([...out].map(([k, v]) => ({ key: k, shape: v.shape }))).toEqual(sidecarState.map((e) => ({ key: e.key, shape: e.shape })));
       const original = await readTorchStateDict(stateFile);
-      for (const [key, tensor] of original) expect({ key, maxAbsDiff: maxAbsDiff(out.get(key)!.data, tensorToFloat32(tensor)) }).toEqual({ key, maxAbsDiff: 0 });
+      for (const [key, tensor] of original)
+        expect({ key, maxAbsDiff: maxAbsDiff(out.get(key)!.data, tensorToFloat32(tensor)) }).toEqual({ key, maxAbsDiff: 0 });
     });
 
     it('gathers the rows at ids64 (sampled64_L*) within the tap tolerance', () => {
@@ -118,7 +119,8 @@ describe('PatchSampleF nc32 vs PyTorch', () => {
         const values = rows.dataSync();
         expect(rows.shape).toEqual(fixture.shape(name));
         expect(values).toBeCloseToTensor(fixture.float32(name), { atol, rtol: 0, shape: rows.shape });
-        if (backend === 'wasm') reached.push(`${name} max|Δ| ${maxAbsDiff(values, fixture.float32(name)).toExponential(2)} (atol ${atol.toExponential(2)})`);
+        if (backend === 'wasm')
+          reached.push(`${name} max|Δ| ${maxAbsDiff(values, fixture.float32(name)).toExponential(2)} (atol ${atol.toExponential(2)})`);
         rows.dispose();
       });
       tf.dispose(feats);

@@ -53,7 +53,12 @@ function referenceHead(rows: number[][], dict: Map<string, Float32TensorData>, l
   const [nc, c] = w0.shape as [number, number];
   const out = new Float64Array(rows.length * nc);
   rows.forEach((x, r) => {
-    const hidden = Array.from({ length: nc }, (_, o) => Math.max(0, x.reduce((a, v, i) => a + w0.data[o * c + i]! * v, b0[o]!)));
+    const hidden = Array.from({ length: nc }, (_, o) =>
+      Math.max(
+        0,
+        x.reduce((a, v, i) => a + w0.data[o * c + i]! * v, b0[o]!),
+      ),
+    );
     const y = Array.from({ length: nc }, (_, o) => hidden.reduce((a, v, i) => a + w2[o * nc + i]! * v, b2[o]!));
     const norm = Math.sqrt(y.reduce((a, v) => a + v * v, 0));
     y.forEach((v, o) => (out[r * nc + o] = v / (norm + PATCH_NORM_EPS)));

@@ -258,7 +258,8 @@ class TfPatchSampleF implements PatchSampleF {
     const nc = options.nc ?? DEFAULT_PATCH_NC;
     if (!Number.isInteger(nc) || nc < 1) throw new UsageError(`PatchSampleF: nc must be a positive integer, got ${String(nc)}`);
     const gain = options.initGain ?? 0.02;
-    if (!(gain > 0) || !Number.isFinite(gain)) throw new UsageError(`PatchSampleF: initGain must be a positive number, got ${String(gain)}`);
+    if (!(gain > 0) || !Number.isFinite(gain))
+      throw new UsageError(`PatchSampleF: initGain must be a positive number, got ${String(gain)}`);
     this.ncValue = nc;
     this.ncGiven = options.nc !== undefined;
     this.initGain = gain;
@@ -338,7 +339,9 @@ class TfPatchSampleF implements PatchSampleF {
       throw new InputError(`PatchSampleF.sample: patchIds[${layer}] must be a non-empty Int32Array`);
     }
     if (perSample && given.length % b !== 0) {
-      throw new InputError(`PatchSampleF.sample: patchIds[${layer}] holds ${given.length} ids, not a multiple of the batch ${b} (perSampleIds)`);
+      throw new InputError(
+        `PatchSampleF.sample: patchIds[${layer}] holds ${given.length} ids, not a multiple of the batch ${b} (perSampleIds)`,
+      );
     }
     for (let i = 0; i < given.length; i++) {
       const id = given[i] as number;

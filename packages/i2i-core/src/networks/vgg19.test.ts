@@ -4,12 +4,7 @@ import { seededUniform } from '@scenimefy/test-utils';
 import type { Tensor4D } from '@tensorflow/tfjs-core';
 import type { Tf } from '../layers/tf';
 import type { Float32TensorData } from './generator';
-import {
-  VGG19_CONV_LAYERS,
-  createVgg19Features,
-  loadVgg19Weights,
-  vgg19FeaturesStateDictSpec,
-} from './vgg19';
+import { VGG19_CONV_LAYERS, createVgg19Features, loadVgg19Weights, vgg19FeaturesStateDictSpec } from './vgg19';
 import type { Vgg19Features } from './vgg19';
 
 let tf: Tf;

@@ -93,7 +93,13 @@ describe('Adam (torch.optim.Adam semantics)', () => {
   it('skips parameters without a gradient and refuses unknown names, bad states and bad hyper-parameters', () => {
     const a = tf.variable(tf.tensor1d([1, 2]));
     const b = tf.variable(tf.tensor1d([3]));
-    const adam = new Adam(tf, new Map([['a', a], ['b', b]]));
+    const adam = new Adam(
+      tf,
+      new Map([
+        ['a', a],
+        ['b', b],
+      ]),
+    );
     const g = tf.tensor1d([1, -1]);
     adam.applyGradients(new Map([['a', g]]));
     expect(Array.from(b.dataSync())).toEqual([3]);

@@ -126,7 +126,9 @@ export class Adam {
       const g = grads.get(name);
       if (g === undefined) continue;
       if (g.size !== param.size) {
-        throw new UsageError(`Adam.applyGradients: gradient of ${name} has shape [${g.shape.join(',')}], parameter [${param.shape.join(',')}]`);
+        throw new UsageError(
+          `Adam.applyGradients: gradient of ${name} has shape [${g.shape.join(',')}], parameter [${param.shape.join(',')}]`,
+        );
       }
       const { m, v } = this.momentsOf(name, param);
       tf.tidy(() => {
@@ -153,7 +155,8 @@ export class Adam {
   /** Continues from an exported state, which must hold both moments of every parameter, each with its shape. */
   loadState(state: AdamState): void {
     this.checkUsable();
-    if (!Number.isInteger(state.step) || state.step < 0) throw new UsageError(`Adam.loadState: step must be an integer ≥ 0, got ${String(state.step)}`);
+    if (!Number.isInteger(state.step) || state.step < 0)
+      throw new UsageError(`Adam.loadState: step must be an integer ≥ 0, got ${String(state.step)}`);
     const pending = new Map<string, { m?: Float32TensorData; v?: Float32TensorData }>();
     for (const [key, value] of state.tensors) {
       const match = /^(.*)\.(exp_avg|exp_avg_sq)$/.exec(key);
@@ -162,8 +165,14 @@ export class Adam {
       if (match === null || name === undefined || param === undefined) {
         throw new UsageError(`Adam.loadState: ${key} is not <param>.exp_avg or <param>.exp_avg_sq of a parameter of this optimiser`);
       }
-      if (value.shape.length !== param.shape.length || value.shape.some((d, i) => d !== param.shape[i]) || value.data.length !== param.size) {
-        throw new UsageError(`Adam.loadState: ${key} has shape [${value.shape.join(',')}], parameter ${name} is [${param.shape.join(',')}]`);
+      if (
+        value.shape.length !== param.shape.length ||
+        value.shape.some((d, i) => d !== param.shape[i]) ||
+        value.data.length !== param.size
+      ) {
+        throw new UsageError(
+          `Adam.loadState: ${key} has shape [${value.shape.join(',')}], parameter ${name} is [${param.shape.join(',')}]`,
+        );
       }
       const entry = pending.get(name) ?? {};
       if (match[2] === 'exp_avg') entry.m = value;
@@ -172,7 +181,8 @@ export class Adam {
     }
     for (const name of this.params.keys()) {
       const entry = pending.get(name);
-      if (entry?.m === undefined || entry.v === undefined) throw new UsageError(`Adam.loadState: ${name} needs both exp_avg and exp_avg_sq`);
+      if (entry?.m === undefined || entry.v === undefined)
+        throw new UsageError(`Adam.loadState: ${name} needs both exp_avg and exp_avg_sq`);
     }
     const tf = this.tf;
     for (const [name, entry] of pending) {

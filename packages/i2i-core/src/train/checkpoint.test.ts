@@ -46,9 +46,11 @@ function expectSameStateDict(a: Map<string, Float32TensorData>, b: Map<string, F
   for (const [key, t] of a) {
     const u = b.get(key) as Float32TensorData;
     expect(u.shape).toEqual(t.shape);
-    expect(Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))).toBe(
-      true,
-    );
+    expect(
+      Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(
+        Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+      ),
+    ).toBe(true);
   }
 }
 
@@ -155,8 +157,19 @@ describe('training checkpoints', () => {
       netF_s: { architecture: 'mlp_sample', nc: 16, layers: [0, 4, 8, 12, 16], inputChannels: [3, 16, 32, 32, 32] },
     });
     const weightsFile = path.join(saved, 'weights.safetensors');
-    expect(manifest.weights).toEqual({ file: 'weights.safetensors', sha256: await sha256File(weightsFile), size: (await fsp.stat(weightsFile)).size });
-    expect(manifest.training).toEqual({ epoch: 2, iteration: 7, epochIter: 3, optimizerFile: 'optimizer.safetensors', rngFile: 'rng.json', options: state.options });
+    expect(manifest.weights).toEqual({
+      file: 'weights.safetensors',
+      sha256: await sha256File(weightsFile),
+      size: (await fsp.stat(weightsFile)).size,
+    });
+    expect(manifest.training).toEqual({
+      epoch: 2,
+      iteration: 7,
+      epochIter: 3,
+      optimizerFile: 'optimizer.safetensors',
+      rngFile: 'rng.json',
+      options: state.options,
+    });
 
     const weights = (await readSafetensors(weightsFile)).tensors;
     const prefixes = new Set([...weights.keys()].map((k) => k.slice(0, k.indexOf('.'))));
@@ -169,7 +182,15 @@ describe('training checkpoints', () => {
     expectSameStateDict(new Map(g.tensors), new Map([...(await model.networks.netG.stateDict())].filter(([k]) => !k.endsWith('.filt'))));
 
     const optimizer = await readSafetensors(path.join(saved, 'optimizer.safetensors'));
-    expect(optimizer.metadata).toMatchObject({ 'G.step': '2', 'D.step': '1', 'D_p.step': '3', 'F.step': '1', 'F_s.step': '2', 'G.lr': '0.0002', 'G.betas': '0.5,0.999' });
+    expect(optimizer.metadata).toMatchObject({
+      'G.step': '2',
+      'D.step': '1',
+      'D_p.step': '3',
+      'F.step': '1',
+      'F_s.step': '2',
+      'G.lr': '0.0002',
+      'G.betas': '0.5,0.999',
+    });
     expect(optimizer.tensors.get('G.model.1.weight.exp_avg')?.shape).toEqual([8, 3, 7, 7]);
     expect(optimizer.tensors.get('D_p.model.0.weight.exp_avg_sq')?.shape).toEqual([8, 6, 4, 4]);
     expect(optimizer.tensors.get('F_s.mlp_0.0.weight.exp_avg')?.shape).toEqual([16, 3]);
@@ -245,7 +266,9 @@ describe('training checkpoints', () => {
     const flipped = Buffer.from(bytes);
     flipped[flipped.length - 1] = (flipped[flipped.length - 1] as number) ^ 0x01;
     await fsp.writeFile(weights, flipped);
-    await expect(loadTrainingCheckpoint(tf, folder)).rejects.toThrow(`${weights}: sha256 is ${await sha256File(weights)}, checkpoint.json records ${manifest.weights.sha256}`);
+    await expect(loadTrainingCheckpoint(tf, folder)).rejects.toThrow(
+      `${weights}: sha256 is ${await sha256File(weights)}, checkpoint.json records ${manifest.weights.sha256}`,
+    );
   });
 
   it('refuses weights that do not fit the manifest and a missing or broken optimizer / rng file, naming the file', async () => {
@@ -262,19 +285,25 @@ describe('training checkpoints', () => {
     });
     const error = await loadTrainingCheckpoint(tf, folder).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelFormatError);
-    expect((error as Error).message).toMatch(new RegExp(`^${weights.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*missing keys netG\\.model\\.4\\.bias`));
+    expect((error as Error).message).toMatch(
+      new RegExp(`^${weights.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*missing keys netG\\.model\\.4\\.bias`),
+    );
 
     await fsp.cp(path.join(saved, 'weights.safetensors'), weights);
     await fsp.cp(path.join(saved, 'checkpoint.json'), path.join(folder, 'checkpoint.json'));
     const optimizer = path.join(folder, 'optimizer.safetensors');
     const optimizerBytes = await fsp.readFile(optimizer);
     await fsp.writeFile(optimizer, optimizerBytes.subarray(0, optimizerBytes.length - 4));
-    await expect(loadTrainingCheckpoint(tf, folder)).rejects.toThrow(new RegExp(`^${optimizer.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid safetensors file`));
+    await expect(loadTrainingCheckpoint(tf, folder)).rejects.toThrow(
+      new RegExp(`^${optimizer.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid safetensors file`),
+    );
     await fsp.writeFile(optimizer, optimizerBytes);
 
     const rng = path.join(folder, 'rng.json');
     await fsp.writeFile(rng, '{"rng": [1, 2]}');
-    await expect(loadTrainingCheckpoint(tf, folder)).rejects.toThrow(new ContractError('expected an object', { file: rng, field: 'rng' }).message);
+    await expect(loadTrainingCheckpoint(tf, folder)).rejects.toThrow(
+      new ContractError('expected an object', { file: rng, field: 'rng' }).message,
+    );
     await fsp.rm(rng);
     await expect(loadTrainingCheckpoint(tf, folder)).rejects.toThrow(ContractError);
     expect(await latestCheckpoint(other)).toBeUndefined();
@@ -329,7 +358,13 @@ describe('training checkpoints', () => {
     expect(await pruneCheckpoints(other, 2, ['checkpoints/iter-000000001', checkpointFolderFor(other, 3)])).toEqual([
       checkpointFolderFor(other, 2),
     ]);
-    expect((await fsp.readdir(dir)).sort()).toEqual(['iter-000000000', 'iter-000000001', 'iter-000000003', 'iter-000000004', 'iter-000000005']);
+    expect((await fsp.readdir(dir)).sort()).toEqual([
+      'iter-000000000',
+      'iter-000000001',
+      'iter-000000003',
+      'iter-000000004',
+      'iter-000000005',
+    ]);
     expect(await pruneCheckpoints(other, 1, ['iter-000000004'])).toEqual([checkpointFolderFor(other, 1), checkpointFolderFor(other, 3)]);
     expect((await fsp.readdir(dir)).sort()).toEqual(['iter-000000000', 'iter-000000004', 'iter-000000005']);
     expect(await latestCheckpoint(other)).toBe(checkpointFolderFor(other, 5));
@@ -351,7 +386,9 @@ describe('training checkpoints', () => {
     await expect(saveTrainingCheckpoint(folder, model, { ...state, rng: { ids: new Int32Array(2) } }, META)).rejects.toThrow(
       'rng.ids (a Int32Array object) is not JSON-safe',
     );
-    await expect(saveTrainingCheckpoint(folder, model, { ...state, options: { lr: Number.NaN } }, META)).rejects.toThrow('options.lr (NaN) is not JSON-safe');
+    await expect(saveTrainingCheckpoint(folder, model, { ...state, options: { lr: Number.NaN } }, META)).rejects.toThrow(
+      'options.lr (NaN) is not JSON-safe',
+    );
     // Nothing left behind by the refused saves.
     expect(await fsp.readdir(other)).toEqual(['run.json']);
   });

@@ -88,7 +88,8 @@ const WORK_NAME = /^\.(.+)\.(tmp|old|deleting)-\d+-[0-9a-f]+$/;
 
 /** `iter-000001000`: the folder name of the checkpoint after `iteration` steps. */
 export function checkpointFolderName(iteration: number): string {
-  if (!Number.isSafeInteger(iteration) || iteration < 0) throw new UsageError(`checkpoint iteration must be an integer ≥ 0, got ${String(iteration)}`);
+  if (!Number.isSafeInteger(iteration) || iteration < 0)
+    throw new UsageError(`checkpoint iteration must be an integer ≥ 0, got ${String(iteration)}`);
   return `iter-${String(iteration).padStart(9, '0')}`;
 }
 
@@ -202,8 +203,19 @@ function checkedJson(value: Record<string, unknown>, what: string): Record<strin
 
 function generatorConfigOf(netG: ResnetGenerator): CheckpointNetworks['netG'] {
   const c = netG.config;
-  if (c.nBlocks !== 9) throw new UsageError(`saveTrainingCheckpoint: netG has ${c.nBlocks} residual blocks; scenimefy-checkpoint v1 knows resnet_9blocks only`);
-  return { architecture: 'resnet_9blocks', ngf: c.ngf, inputNc: c.inputNc, outputNc: c.outputNc, antialias: true, antialiasUp: true, norm: 'instance' };
+  if (c.nBlocks !== 9)
+    throw new UsageError(
+      `saveTrainingCheckpoint: netG has ${c.nBlocks} residual blocks; scenimefy-checkpoint v1 knows resnet_9blocks only`,
+    );
+  return {
+    architecture: 'resnet_9blocks',
+    ngf: c.ngf,
+    inputNc: c.inputNc,
+    outputNc: c.outputNc,
+    antialias: true,
+    antialiasUp: true,
+    norm: 'instance',
+  };
 }
 
 function discriminatorConfigOf(net: PatchDiscriminator): NonNullable<CheckpointNetworks['netD']> {
@@ -268,7 +280,10 @@ export async function saveTrainingCheckpoint(
     throw new UsageError(`saveTrainingCheckpoint: ${target} is a run folder; save into checkpointFolderFor(runFolder, iteration)`);
   }
   const existing = await fsp.stat(target).catch(() => undefined);
-  if (existing !== undefined && (!existing.isDirectory() || (!(await exists(path.join(target, MANIFEST_FILE))) && (await fsp.readdir(target)).length > 0))) {
+  if (
+    existing !== undefined &&
+    (!existing.isDirectory() || (!(await exists(path.join(target, MANIFEST_FILE))) && (await fsp.readdir(target)).length > 0))
+  ) {
     throw new UsageError(`saveTrainingCheckpoint: ${target} exists and holds no checkpoint.json; refusing to replace it`);
   }
   const options = checkedJson(state.options, 'options');
@@ -379,9 +394,11 @@ async function checkpointProblem(folder: string): Promise<string | undefined> {
   }
   const weights = await fsp.stat(path.join(folder, manifest.weights.file)).catch(() => undefined);
   if (weights?.isFile() !== true) return `${manifest.weights.file} is missing`;
-  if (weights.size !== manifest.weights.size) return `${manifest.weights.file} has ${weights.size} bytes, checkpoint.json says ${manifest.weights.size}`;
+  if (weights.size !== manifest.weights.size)
+    return `${manifest.weights.file} has ${weights.size} bytes, checkpoint.json says ${manifest.weights.size}`;
   for (const file of [manifest.training?.optimizerFile, manifest.training?.rngFile]) {
-    if (file !== undefined && (await fsp.stat(path.join(folder, file)).catch(() => undefined))?.isFile() !== true) return `${file} is missing`;
+    if (file !== undefined && (await fsp.stat(path.join(folder, file)).catch(() => undefined))?.isFile() !== true)
+      return `${file} is missing`;
   }
   return undefined;
 }
@@ -461,7 +478,11 @@ export async function pruneCheckpoints(runFolder: string, keep: number, protect:
 // ---------------------------------------------------------------------------------------------------------
 // Load
 
-function requiredNetwork<K extends keyof CheckpointNetworks>(manifest: CheckpointManifest, name: K, file: string): NonNullable<CheckpointNetworks[K]> {
+function requiredNetwork<K extends keyof CheckpointNetworks>(
+  manifest: CheckpointManifest,
+  name: K,
+  file: string,
+): NonNullable<CheckpointNetworks[K]> {
   const config = manifest.networks[name];
   if (config === undefined) throw new ContractError('a training checkpoint needs all five networks', { file, field: `networks.${name}` });
   return config as NonNullable<CheckpointNetworks[K]>;
@@ -487,7 +508,8 @@ async function verifiedWeights(folder: string, manifest: CheckpointManifest): Pr
     throw new IntegrityError(`has ${stat.size} bytes, checkpoint.json records ${manifest.weights.size} (truncated or replaced)`, { file });
   }
   const digest = await sha256File(file);
-  if (digest !== manifest.weights.sha256) throw new IntegrityError(`sha256 is ${digest}, checkpoint.json records ${manifest.weights.sha256}`, { file });
+  if (digest !== manifest.weights.sha256)
+    throw new IntegrityError(`sha256 is ${digest}, checkpoint.json records ${manifest.weights.sha256}`, { file });
   const { tensors } = await readSafetensors(file);
   const prefixes = Object.keys(manifest.networks).map((n) => `${n}.`);
   for (const key of tensors.keys()) {
@@ -553,7 +575,10 @@ function buildPatchSampler(
     }
     const hasTensors = [...weights.keys()].some((k) => k.startsWith(`${name}.`));
     if (config.inputChannels === undefined) {
-      if (hasTensors) throw new ModelFormatError(`holds ${name} tensors but checkpoint.json gives no networks.${name}.inputChannels`, { file: files.weights });
+      if (hasTensors)
+        throw new ModelFormatError(`holds ${name} tensors but checkpoint.json gives no networks.${name}.inputChannels`, {
+          file: files.weights,
+        });
       return net;
     }
     net.loadState(weights, { prefix: `${name}.`, source: files.weights });
@@ -581,7 +606,8 @@ function optimizerState(
 ): AdamState {
   const stepText = metadata[`${name}.step`];
   const step = stepText !== undefined && /^\d+$/.test(stepText) ? Number(stepText) : NaN;
-  if (!Number.isSafeInteger(step)) throw new ModelFormatError(`__metadata__ ${name}.step must be an integer ≥ 0, got ${JSON.stringify(stepText)}`, { file });
+  if (!Number.isSafeInteger(step))
+    throw new ModelFormatError(`__metadata__ ${name}.step must be an integer ≥ 0, got ${JSON.stringify(stepText)}`, { file });
   const out = new Map<string, Float32TensorData>();
   for (const [param, variable] of variables) {
     for (const moment of ['exp_avg', 'exp_avg_sq']) {
@@ -591,7 +617,9 @@ function optimizerState(
       const hwio = variable.shape;
       const torchShape = hwio.length === 4 ? [hwio[3], hwio[2], hwio[0], hwio[1]] : hwio;
       if (t.dtype !== 'F32' || t.shape.length !== torchShape.length || t.shape.some((d, i) => d !== torchShape[i])) {
-        throw new ModelFormatError(`tensor ${key} is ${t.dtype} ${shapeText(t.shape)}, expected F32 ${shapeText(torchShape as number[])}`, { file });
+        throw new ModelFormatError(`tensor ${key} is ${t.dtype} ${shapeText(t.shape)}, expected F32 ${shapeText(torchShape as number[])}`, {
+          file,
+        });
       }
       const data = tensorToFloat32(t);
       out.set(`${param}.${moment}`, { shape: hwio, data: hwio.length === 4 ? hwioFromOihw(data, t.shape) : data });
@@ -602,8 +630,10 @@ function optimizerState(
 
 function checkNoStrayMoments(tensors: TensorMap, names: readonly string[], expected: number, file: string): void {
   const stray = [...tensors.keys()].find((k) => !names.some((n) => k.startsWith(`${n}.`)));
-  if (stray !== undefined) throw new ModelFormatError(`tensor ${stray} belongs to no optimiser of this checkpoint (${names.join(', ')})`, { file });
-  if (tensors.size !== expected) throw new ModelFormatError(`holds ${tensors.size} tensors, the optimisers' parameters need ${expected}`, { file });
+  if (stray !== undefined)
+    throw new ModelFormatError(`tensor ${stray} belongs to no optimiser of this checkpoint (${names.join(', ')})`, { file });
+  if (tensors.size !== expected)
+    throw new ModelFormatError(`holds ${tensors.size} tensors, the optimisers' parameters need ${expected}`, { file });
 }
 
 /**
@@ -622,7 +652,10 @@ export async function loadTrainingCheckpoint(tf: Tf, folder: string): Promise<Lo
   const manifest = await readCheckpointManifest(manifestFile);
   const training = manifest.training;
   if (training?.optimizerFile === undefined || training.rngFile === undefined) {
-    throw new ContractError('not a resumable training checkpoint: it lists no optimizer and rng files', { file: manifestFile, field: 'training' });
+    throw new ContractError('not a resumable training checkpoint: it lists no optimizer and rng files', {
+      file: manifestFile,
+      field: 'training',
+    });
   }
   const g = manifest.networks.netG;
   const dConfig = requiredNetwork(manifest, 'netD', manifestFile);
@@ -663,15 +696,23 @@ export async function loadTrainingCheckpoint(tf: Tf, folder: string): Promise<Lo
     for (const [key, name] of present) {
       const variables = networks[OPTIMIZED_NETWORK[key]].variables;
       if (variables.size === 0) {
-        throw new ModelFormatError(`holds optimiser ${name} but ${OPTIMIZED_NETWORK[key]} has no heads in checkpoint.json`, { file: optimizerFile });
+        throw new ModelFormatError(`holds optimiser ${name} but ${OPTIMIZED_NETWORK[key]} has no heads in checkpoint.json`, {
+          file: optimizerFile,
+        });
       }
       states[key] = optimizerState(optimizer.tensors, optimizer.metadata, name, variables, optimizerFile);
       expected += 2 * variables.size;
     }
     for (const [key, name] of OPTIMIZER_NAMES.slice(0, 3)) {
-      if (states[key] === undefined) throw new ModelFormatError(`no state for optimiser ${name} (no __metadata__ ${name}.step)`, { file: optimizerFile });
+      if (states[key] === undefined)
+        throw new ModelFormatError(`no state for optimiser ${name} (no __metadata__ ${name}.step)`, { file: optimizerFile });
     }
-    checkNoStrayMoments(optimizer.tensors, present.map(([, name]) => name), expected, optimizerFile);
+    checkNoStrayMoments(
+      optimizer.tensors,
+      present.map(([, name]) => name),
+      expected,
+      optimizerFile,
+    );
 
     return {
       manifest,

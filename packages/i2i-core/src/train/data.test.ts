@@ -1,7 +1,16 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
-import { InputError, UsageError, buildDatasetManifest, decodeImage, imageToTensor, resizeImage, writeDatasetManifest, writeImage } from '@scenimefy/io';
+import {
+  InputError,
+  UsageError,
+  buildDatasetManifest,
+  decodeImage,
+  imageToTensor,
+  resizeImage,
+  writeDatasetManifest,
+  writeImage,
+} from '@scenimefy/io';
 import type { RgbImage } from '@scenimefy/io';
 import { makeTempDir } from '@scenimefy/test-utils';
 import type { TempDir } from '@scenimefy/test-utils';

@@ -213,7 +213,9 @@ abstract class ShuffledImageDataset implements AsyncIterable<DataSample> {
       state.step >= 0 &&
       state.step <= this.length &&
       isRngWords(state.state) &&
-      (state.step === 0 || state.step === this.length ? state.epochStart === null || isRngWords(state.epochStart) : isRngWords(state.epochStart));
+      (state.step === 0 || state.step === this.length
+        ? state.epochStart === null || isRngWords(state.epochStart)
+        : isRngWords(state.epochStart));
     if (!valid) {
       throw new UsageError(
         `setRngState: expected a DataRngState of a dataset of length ${this.length} ` +
@@ -324,12 +326,23 @@ abstract class ShuffledImageDataset implements AsyncIterable<DataSample> {
       this.transformed(plan.aFile, plan.aCrop, plan.aFlip),
       this.transformed(plan.bFile, plan.bCrop, plan.bFlip),
     ]);
-    return { a, b, shape: [1, 3, this.outputSize, this.outputSize], aPath: plan.aPath, bPath: plan.bPath, epoch: plan.epoch, step: plan.step };
+    return {
+      a,
+      b,
+      shape: [1, 3, this.outputSize, this.outputSize],
+      aPath: plan.aPath,
+      bPath: plan.bPath,
+      epoch: plan.epoch,
+      step: plan.step,
+    };
   }
 
   /** get_transform: resize (load, load) → crop → make_power_2 → optional flip → [-1, 1]. */
   private async transformed(file: string, crop: CropBox, flip: boolean): Promise<Float32Array> {
-    const decoded = await decodeImage(file, { orientation: 'ignore', ...(this.maxPixels !== undefined ? { maxPixels: this.maxPixels } : {}) });
+    const decoded = await decodeImage(file, {
+      orientation: 'ignore',
+      ...(this.maxPixels !== undefined ? { maxPixels: this.maxPixels } : {}),
+    });
     let img = resizeImage(decoded, this.loadSize, this.loadSize);
     img = croppedImage(img, crop.top, crop.left, this.cropSize);
     if (this.outputSize !== this.cropSize) img = resizeImage(img, this.outputSize, this.outputSize);

@@ -10,7 +10,15 @@ import type { TrainEvent } from './events';
 const T = '2025-01-31T12:00:00.000Z';
 
 function start(iteration: number, resumedFrom?: string): TrainEvent {
-  return { type: 'start', time: T, iteration, epoch: 1, backend: 'tensorflow', options: { lr: 0.0002 }, ...(resumedFrom ? { resumedFrom } : {}) };
+  return {
+    type: 'start',
+    time: T,
+    iteration,
+    epoch: 1,
+    backend: 'tensorflow',
+    options: { lr: 0.0002 },
+    ...(resumedFrom ? { resumedFrom } : {}),
+  };
 }
 
 function iter(iteration: number, losses: Record<string, number> = { D: 0.5 / (iteration + 1), G: 1 + iteration }): TrainEvent {
@@ -83,7 +91,10 @@ describe('TrainEventLog and readTrainEvents', () => {
 
   it('rejects a bad last line that was completely written (it ends with a newline)', async () => {
     const file = path.join(dir, 'events.ndjson');
-    await fsp.writeFile(file, `${serializeTrainEvent(start(0))}\n{"type":"sample","time":"${T}","iteration":1,"epoch":1,"file":"../x.png"}\n`);
+    await fsp.writeFile(
+      file,
+      `${serializeTrainEvent(start(0))}\n{"type":"sample","time":"${T}","iteration":1,"epoch":1,"file":"../x.png"}\n`,
+    );
     await expect(readTrainEvents(file)).rejects.toThrow(/line 2: bad training event: file: must be a relative POSIX path/);
   });
 

@@ -241,14 +241,26 @@ async function trainAndMeasure(
       if (done % config.evalEvery === 0 || done === config.iterations) outputs = await record(done, losses);
     }
     const secondsPerIteration = trainingMs / 1000 / config.iterations;
-    return { curve, secondsPerIteration, tensorsAfterFirst, tensorsAfterLast: tf.memory().numTensors, trainingScenes, finalOutputs: outputs };
+    return {
+      curve,
+      secondsPerIteration,
+      tensorsAfterFirst,
+      tensorsAfterLast: tf.memory().numTensors,
+      trainingScenes,
+      finalOutputs: outputs,
+    };
   } finally {
     model.dispose();
   }
 }
 
 /** The reference init's untrained statistic for `seeds` (forward only). */
-function untrainedStats(tf: Tf, seeds: readonly number[], config: Pick<RunConfig, 'ngf'>, pairs: readonly SyntheticPair[]): TranslationStats[] {
+function untrainedStats(
+  tf: Tf,
+  seeds: readonly number[],
+  config: Pick<RunConfig, 'ngf'>,
+  pairs: readonly SyntheticPair[],
+): TranslationStats[] {
   return seeds.map((seed) => {
     const netG = createResnetGenerator(tf, { ngf: config.ngf }, { init: { seed: seed * 10 + 1 } });
     try {
@@ -321,9 +333,18 @@ describeOnNode('semi_cut learns the synthetic photo → anime translation (tfjs-
       const plane = size * size;
       const baselines = {
         untrained: untrainedStats(tf, [11, 12, 13, 14, 15], SMALL_MODEL, pairs),
-        photo: translationStats(pairs.map((p) => imageToTensor(p.photo).data), pairs),
-        target: translationStats(pairs.map((p) => imageToTensor(p.anime).data), pairs),
-        grey: translationStats(pairs.map(() => new Float32Array(3 * plane)), pairs),
+        photo: translationStats(
+          pairs.map((p) => imageToTensor(p.photo).data),
+          pairs,
+        ),
+        target: translationStats(
+          pairs.map((p) => imageToTensor(p.anime).data),
+          pairs,
+        ),
+        grey: translationStats(
+          pairs.map(() => new Float32Array(3 * plane)),
+          pairs,
+        ),
       };
       const log = path.join(out, 'curve.ndjson');
       await fsp.writeFile(log, `${JSON.stringify({ config: { ...SMALL_MODEL, iterations, evalEvery, seeds }, baselines })}\n`);
@@ -346,10 +367,15 @@ describeOnNode('semi_cut learns the synthetic photo → anime translation (tfjs-
       for (const seed of seeds) {
         for (const targets of ['anime', 'photo'] as const) {
           const tag = `${targets}-seed${seed}`;
-          const result = await trainAndMeasure(tf, { ...SMALL_MODEL, iterations, seed, targets, evalEvery }, pairs, async (point, outputs) => {
-            await fsp.appendFile(log, `${JSON.stringify({ run: tag, ...point })}\n`);
-            if (point.iteration % sheetEvery === 0 || point.iteration === iterations) await sheet(`${tag}-it${point.iteration}`, outputs);
-          });
+          const result = await trainAndMeasure(
+            tf,
+            { ...SMALL_MODEL, iterations, seed, targets, evalEvery },
+            pairs,
+            async (point, outputs) => {
+              await fsp.appendFile(log, `${JSON.stringify({ run: tag, ...point })}\n`);
+              if (point.iteration % sheetEvery === 0 || point.iteration === iterations) await sheet(`${tag}-it${point.iteration}`, outputs);
+            },
+          );
           runs.push({ seed, targets, curve: result.curve, secondsPerIteration: result.secondsPerIteration });
           expect(result.tensorsAfterLast).toBe(result.tensorsAfterFirst);
         }
@@ -361,18 +387,28 @@ describeOnNode('semi_cut learns the synthetic photo → anime translation (tfjs-
         '| baseline | colourSW | pairedMae | inkContrast | paletteDistance |',
         '|---|---|---|---|---|',
         ...Object.entries({ ...baselines, untrained: undefined }).flatMap(([name, s]) =>
-          s === undefined ? [] : [`| ${name} | ${fmt(s.colourSW)} | ${fmt(s.pairedMae)} | ${fmt(s.inkContrast)} | ${fmt(s.paletteDistance)} |`],
+          s === undefined
+            ? []
+            : [`| ${name} | ${fmt(s.colourSW)} | ${fmt(s.pairedMae)} | ${fmt(s.inkContrast)} | ${fmt(s.paletteDistance)} |`],
         ),
-        ...baselines.untrained.map((s, i) => `| untrained seed ${11 + i} | ${fmt(s.colourSW)} | ${fmt(s.pairedMae)} | ${fmt(s.inkContrast)} | ${fmt(s.paletteDistance)} |`),
+        ...baselines.untrained.map(
+          (s, i) =>
+            `| untrained seed ${11 + i} | ${fmt(s.colourSW)} | ${fmt(s.pairedMae)} | ${fmt(s.inkContrast)} | ${fmt(s.paletteDistance)} |`,
+        ),
         '',
       ];
       for (const run of runs) {
         lines.push(`## ${run.targets} targets, seed ${run.seed} (${run.secondsPerIteration.toFixed(2)} s/iteration)`, '');
-        lines.push('| iteration | colourSW | pairedMae | inkContrast | paletteDistance | D | D_p | G_GAN | G_GAN_p | HDCE |', '|---|---|---|---|---|---|---|---|---|---|');
+        lines.push(
+          '| iteration | colourSW | pairedMae | inkContrast | paletteDistance | D | D_p | G_GAN | G_GAN_p | HDCE |',
+          '|---|---|---|---|---|---|---|---|---|---|',
+        );
         for (const p of run.curve) {
           const l = p.losses;
           const loss = (l ? [l.D, l.D_p, l.G_GAN, l.G_GAN_p, l.HDCE].map((v) => v.toFixed(3)) : ['', '', '', '', '']).join(' | ');
-          lines.push(`| ${p.iteration} | ${fmt(p.stats.colourSW)} | ${fmt(p.stats.pairedMae)} | ${fmt(p.stats.inkContrast)} | ${fmt(p.stats.paletteDistance)} | ${loss} |`);
+          lines.push(
+            `| ${p.iteration} | ${fmt(p.stats.colourSW)} | ${fmt(p.stats.pairedMae)} | ${fmt(p.stats.inkContrast)} | ${fmt(p.stats.paletteDistance)} | ${loss} |`,
+          );
         }
         lines.push('');
       }

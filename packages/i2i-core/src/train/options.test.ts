@@ -37,7 +37,14 @@ describe('SEMI_CUT_DEFAULTS', () => {
 describe('resolvedSemiCutOptions', () => {
   it('overrides the defaults', () => {
     const o = resolvedSemiCutOptions({ pairedLoss: 'l1', lambdaL1Paired: 1, lambdaL1Source: 0.5, lambdaVgg: 0.2, vggInput: 'imagenet' });
-    expect([o.pairedLoss, o.lambdaL1Paired, o.lambdaL1Source, o.lambdaVgg, o.vggInput, o.lambdaHdce]).toEqual(['l1', 1, 0.5, 0.2, 'imagenet', 0.1]);
+    expect([o.pairedLoss, o.lambdaL1Paired, o.lambdaL1Source, o.lambdaVgg, o.vggInput, o.lambdaHdce]).toEqual([
+      'l1',
+      1,
+      0.5,
+      0.2,
+      'imagenet',
+      0.1,
+    ]);
   });
 
   const bad: Array<[string, Partial<SemiCutOptions>, RegExp]> = [

@@ -122,14 +122,27 @@ export const SEMI_CUT_DEFAULTS: Readonly<SemiCutOptions> = Object.freeze({
 export function resolvedSemiCutOptions(options: Partial<SemiCutOptions> = {}): SemiCutOptions {
   const resolved: SemiCutOptions = { ...SEMI_CUT_DEFAULTS, ...options };
   const positive: Array<keyof SemiCutOptions> = ['nceT', 'hdceGammaStart', 'hdceGammaMin', 'lr'];
-  const nonNegative: Array<keyof SemiCutOptions> = ['lambdaGan', 'lambdaGanP', 'lambdaHdce', 'lambdaSrc', 'lambdaNceS', 'lambdaL1Paired', 'lambdaL1Source', 'lambdaVgg', 'beta1', 'beta2'];
+  const nonNegative: Array<keyof SemiCutOptions> = [
+    'lambdaGan',
+    'lambdaGanP',
+    'lambdaHdce',
+    'lambdaSrc',
+    'lambdaNceS',
+    'lambdaL1Paired',
+    'lambdaL1Source',
+    'lambdaVgg',
+    'beta1',
+    'beta2',
+  ];
   for (const key of positive) {
     const value = resolved[key] as number;
-    if (!(Number.isFinite(value) && value > 0)) throw new UsageError(`semi_cut options: ${key} must be a positive number, got ${String(value)}`);
+    if (!(Number.isFinite(value) && value > 0))
+      throw new UsageError(`semi_cut options: ${key} must be a positive number, got ${String(value)}`);
   }
   for (const key of nonNegative) {
     const value = resolved[key] as number;
-    if (!(Number.isFinite(value) && value >= 0)) throw new UsageError(`semi_cut options: ${key} must be a number ≥ 0, got ${String(value)}`);
+    if (!(Number.isFinite(value) && value >= 0))
+      throw new UsageError(`semi_cut options: ${key} must be a number ≥ 0, got ${String(value)}`);
   }
   if (!Number.isInteger(resolved.numPatches) || resolved.numPatches < 1) {
     throw new UsageError(`semi_cut options: numPatches must be a positive integer, got ${String(resolved.numPatches)}`);
@@ -138,7 +151,9 @@ export function resolvedSemiCutOptions(options: Partial<SemiCutOptions> = {}): S
     throw new UsageError(`semi_cut options: nEpochs and nEpochsDecay must be integers with a positive sum`);
   }
   if (resolved.pairWeightSchedule !== 'reference' && resolved.pairWeightSchedule !== 'cosine') {
-    throw new UsageError(`semi_cut options: pairWeightSchedule must be 'reference' or 'cosine', got ${String(resolved.pairWeightSchedule)}`);
+    throw new UsageError(
+      `semi_cut options: pairWeightSchedule must be 'reference' or 'cosine', got ${String(resolved.pairWeightSchedule)}`,
+    );
   }
   if (resolved.pairedLoss !== 'stylepatchnce' && resolved.pairedLoss !== 'l1') {
     throw new UsageError(`semi_cut options: pairedLoss must be 'stylepatchnce' or 'l1', got ${String(resolved.pairedLoss)}`);

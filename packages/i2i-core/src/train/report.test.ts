@@ -12,7 +12,11 @@ const at = (seconds: number): string => new Date(T0 + seconds * 1000).toISOStrin
 const LOSS_KEYS = ['D', 'D_real', 'D_fake', 'D_p', 'D_p_real', 'D_p_fake', 'G', 'G_GAN', 'G_GAN_p', 'NCE_s', 'SRC', 'HDCE', 'HDCE_Y'];
 
 /** A run of `iterations` iterations over `epochs` equal epochs, one iteration per second, a checkpoint per epoch. */
-function runEvents(iterations: number, epochs: number, lossValue: (key: string, it: number) => number = (k, it) => 1 + Math.sin(it / 50 + k.length)): TrainEvent[] {
+function runEvents(
+  iterations: number,
+  epochs: number,
+  lossValue: (key: string, it: number) => number = (k, it) => 1 + Math.sin(it / 50 + k.length),
+): TrainEvent[] {
   const perEpoch = Math.ceil(iterations / epochs);
   const events: TrainEvent[] = [{ type: 'start', time: at(0), iteration: 0, epoch: 1, backend: 'tensorflow', options: {} }];
   for (let it = 1; it <= iterations; it++) {
@@ -29,7 +33,14 @@ function runEvents(iterations: number, epochs: number, lossValue: (key: string, 
 }
 
 function input(events: TrainEvent[], overrides: Partial<TrainingReportInput> = {}): TrainingReportInput {
-  return { title: 'shinkai', status: 'running', options: { lr: 0.0002, nEpochs: 10, dataroot: 'data/s2a' }, nonDefaults: ['nEpochs'], events, ...overrides };
+  return {
+    title: 'shinkai',
+    status: 'running',
+    options: { lr: 0.0002, nEpochs: 10, dataroot: 'data/s2a' },
+    nonDefaults: ['nEpochs'],
+    events,
+    ...overrides,
+  };
 }
 
 const VOID = new Set(['meta', 'img', 'br', 'hr', 'link', 'input']);
@@ -115,7 +126,9 @@ describe('renderTrainingReport', () => {
   it('bounds the points per series for a long run and keeps its spikes (min/max buckets)', () => {
     const iterations = 20_000;
     const spikeAt = 13_579;
-    const events = runEvents(iterations, 20, (k, it) => (k === 'G' && it === spikeAt ? 1000 : 1 + 0.5 * Math.sin(it / 300) + (it % 7) / 100));
+    const events = runEvents(iterations, 20, (k, it) =>
+      k === 'G' && it === spikeAt ? 1000 : 1 + 0.5 * Math.sin(it / 300) + (it % 7) / 100,
+    );
     const started = performance.now();
     const html = renderTrainingReport(input(events));
     const ms = performance.now() - started;
@@ -149,7 +162,15 @@ describe('renderTrainingReport', () => {
       if (k === 'SRC' && it === 60) return Number.NEGATIVE_INFINITY;
       return 0.5 + (it % 10) / 20;
     });
-    events.push({ type: 'end', time: at(201), iteration: 200, epoch: 1, status: 'failed', message: 'loss G is NaN at iteration 150', code: 'E_NUMERIC' });
+    events.push({
+      type: 'end',
+      time: at(201),
+      iteration: 200,
+      epoch: 1,
+      status: 'failed',
+      message: 'loss G is NaN at iteration 150',
+      code: 'E_NUMERIC',
+    });
     const html = renderTrainingReport(input(events, { status: 'failed' }));
     assertBalanced(html);
     for (const m of html.matchAll(/ (?:d|x|y|x1|x2|y1|y2)="([^"]*)"/g)) expect(m[1]).not.toMatch(/NaN|Infinity/);
@@ -199,7 +220,8 @@ describe('renderTrainingReport', () => {
 
   it('lists sample grids newest first with relative paths and captions, once per file, bounded', () => {
     const events = runEvents(100, 2);
-    for (const it of [20, 40, 60, 80, 100]) events.push({ type: 'sample', time: at(it), iteration: it, epoch: it <= 50 ? 1 : 2, file: `samples/iter-${it}.png` });
+    for (const it of [20, 40, 60, 80, 100])
+      events.push({ type: 'sample', time: at(it), iteration: it, epoch: it <= 50 ? 1 : 2, file: `samples/iter-${it}.png` });
     // A resumed run wrote iteration 40's grid again.
     events.push({ type: 'sample', time: at(140), iteration: 40, epoch: 1, file: 'samples/iter-40.png' });
     events.push({ type: 'sample', time: at(150), iteration: 50, epoch: 1, file: '../outside.png' });

@@ -66,7 +66,22 @@ function isPairKey(key: string): boolean {
 }
 
 /** The reference's names first, in the order it prints them; any other key after them, alphabetically. */
-const KNOWN_ORDER = ['D', 'D_real', 'D_fake', 'D_p', 'D_p_real', 'D_p_fake', 'G', 'G_GAN', 'G_GAN_p', 'NCE_s', 'SRC', 'HDCE', 'HDCE_Y', 'HDCE_both'];
+const KNOWN_ORDER = [
+  'D',
+  'D_real',
+  'D_fake',
+  'D_p',
+  'D_p_real',
+  'D_p_fake',
+  'G',
+  'G_GAN',
+  'G_GAN_p',
+  'NCE_s',
+  'SRC',
+  'HDCE',
+  'HDCE_Y',
+  'HDCE_both',
+];
 
 function keyOrder(a: string, b: string): number {
   const ia = KNOWN_ORDER.indexOf(a);
@@ -309,9 +324,7 @@ function formatNumber(v: number): string {
 const r1 = (v: number): string => String(Math.round(v * 10) / 10);
 
 function pathData(segments: Array<Array<[number, number]>>, sx: (x: number) => number, sy: (y: number) => number): string {
-  return segments
-    .map((seg) => seg.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${r1(sx(x))},${r1(sy(y))}`).join(''))
-    .join('');
+  return segments.map((seg) => seg.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${r1(sx(x))},${r1(sy(y))}`).join('')).join('');
 }
 
 interface Marker {
@@ -352,7 +365,9 @@ function renderChart(chart: Chart, buckets: Bucketing, epochs: Marker[], resumes
   for (const v of ticks(yLo, yHi, yStep)) {
     const y = r1(sy(v));
     parts.push(`<line class="grid" x1="${M.left}" x2="${M.left + plotW}" y1="${y}" y2="${y}"/>`);
-    parts.push(`<text class="tick" x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${escapeHtml(formatValue(v, yStep))}</text>`);
+    parts.push(
+      `<text class="tick" x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${escapeHtml(formatValue(v, yStep))}</text>`,
+    );
   }
   for (const v of ticks(xLo, xHi, xStep)) {
     const x = r1(sx(v));
@@ -368,7 +383,8 @@ function renderChart(chart: Chart, buckets: Bucketing, epochs: Marker[], resumes
   for (const m of drawn) {
     const x = r1(sx(m.iteration));
     parts.push(`<line class="epoch" x1="${x}" x2="${x}" y1="${M.top}" y2="${M.top + plotH}"><title>${escapeHtml(m.label)}</title></line>`);
-    if (drawn.length <= 20) parts.push(`<text class="epoch-label" x="${x}" y="${M.top + 10}" text-anchor="end">${escapeHtml(m.label)}</text>`);
+    if (drawn.length <= 20)
+      parts.push(`<text class="epoch-label" x="${x}" y="${M.top + 10}" text-anchor="end">${escapeHtml(m.label)}</text>`);
   }
   for (const m of resumes.filter((r) => r.iteration >= xLo && r.iteration <= xHi)) {
     const x = r1(sx(m.iteration));
@@ -381,16 +397,18 @@ function renderChart(chart: Chart, buckets: Bucketing, epochs: Marker[], resumes
     const key = escapeHtml(s.key);
     // The learning rate follows its schedule exactly; averaging it would only blur the steps.
     const average = chart.id === 'lr' ? undefined : s.movingAverageSegments();
-    parts.push(`<path class="raw${average ? ' faint' : ''}" data-series="${key}" stroke="${colour}" d="${pathData(s.rawSegments(), sx, sy)}"/>`);
+    parts.push(
+      `<path class="raw${average ? ' faint' : ''}" data-series="${key}" stroke="${colour}" d="${pathData(s.rawSegments(), sx, sy)}"/>`,
+    );
     if (average) parts.push(`<path class="ma" data-series="${key}" stroke="${colour}" d="${pathData(average, sx, sy)}"/>`);
     for (const k of s.nonFiniteBuckets()) {
       const bucketStart = buckets.first + (k * (buckets.last - buckets.first + 1)) / buckets.count;
-      parts.push(`<rect class="nonfinite" data-series="${key}" x="${r1(sx(Math.min(bucketStart, xHi)) - 1)}" y="${M.top + plotH - 6}" width="2" height="6"/>`);
+      parts.push(
+        `<rect class="nonfinite" data-series="${key}" x="${r1(sx(Math.min(bucketStart, xHi)) - 1)}" y="${M.top + plotH - 6}" width="2" height="6"/>`,
+      );
     }
     const note =
-      s.nonFinitePoints > 0
-        ? ` <span class="bad">(${s.nonFinitePoints} non-finite, first at iteration ${s.firstNonFinite})</span>`
-        : '';
+      s.nonFinitePoints > 0 ? ` <span class="bad">(${s.nonFinitePoints} non-finite, first at iteration ${s.firstNonFinite})</span>` : '';
     legend.push(`<li><span class="swatch" style="background:${colour}"></span>${key}${note}</li>`);
   });
 

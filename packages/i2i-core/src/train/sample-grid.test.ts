@@ -32,7 +32,8 @@ function pixel(img: { width: number; data: Buffer }, x: number, y: number): numb
 
 /** Whether this machine's sharp draws SVG text at all (it needs fontconfig and one font). */
 async function textRenders(): Promise<boolean> {
-  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="60" height="20"><text x="2" y="14" font-size="14" font-family="sans-serif">Hg</text></svg>';
+  const svg =
+    '<svg xmlns="http://www.w3.org/2000/svg" width="60" height="20"><text x="2" y="14" font-size="14" font-family="sans-serif">Hg</text></svg>';
   const { data } = await sharp(Buffer.from(svg)).raw().toBuffer({ resolveWithObject: true });
   for (let i = 3; i < data.length; i += 4) if (data[i]! > 128) return true;
   return false;
@@ -55,7 +56,13 @@ describe('writeSampleGrid', () => {
     const result = await writeSampleGrid(
       file,
       [
-        { label: 'unpaired', images: [{ caption: 'real_A', ...a }, { caption: 'fake_B', ...b }] },
+        {
+          label: 'unpaired',
+          images: [
+            { caption: 'real_A', ...a },
+            { caption: 'fake_B', ...b },
+          ],
+        },
         { label: 'pair', images: [{ caption: 'real_A_p', ...c }] },
       ],
       { captions: false, gap: 3, background: [10, 20, 30] },
@@ -78,7 +85,14 @@ describe('writeSampleGrid', () => {
     expectAt(a, 3, 3);
     expectAt(b, 16, 3);
     expectAt(c, 3, 14);
-    for (const [x, y] of [[0, 0], [13, 5], [24, 21], [20, 12], [15, 16]] as const) expect(pixel(img, x, y)).toEqual([10, 20, 30]);
+    for (const [x, y] of [
+      [0, 0],
+      [13, 5],
+      [24, 21],
+      [20, 12],
+      [15, 16],
+    ] as const)
+      expect(pixel(img, x, y)).toEqual([10, 20, 30]);
     // Nothing but the grid is left in the folder (atomic write).
     expect(await fsp.readdir(path.dirname(file))).toEqual(['iter-000010.png']);
   });
@@ -86,7 +100,13 @@ describe('writeSampleGrid', () => {
   it('adds a caption band per row and a label column, with text in them where the machine has a font', async () => {
     const t = tensor(32, 48, 4);
     const rows = [
-      { label: 'unpaired', images: [{ caption: 'real_A', ...t }, { caption: 'fake_B', ...t }] },
+      {
+        label: 'unpaired',
+        images: [
+          { caption: 'real_A', ...t },
+          { caption: 'fake_B', ...t },
+        ],
+      },
       { label: 'pair', images: [{ caption: 'real_B <&>"\'', ...t }] },
     ];
     const plain = await writeSampleGrid(path.join(dir, 'plain.png'), rows, { captions: false });
@@ -131,11 +151,17 @@ describe('writeSampleGrid', () => {
   it('refuses shapes other than [1, 3, H, W] and data of the wrong length, naming the image', async () => {
     const t = tensor(4, 4, 6);
     const file = path.join(dir, 'bad.png');
-    const bad = (images: SampleGridImage[]) => writeSampleGrid(file, [{ label: 'x', images: [{ caption: 'ok', ...t }] }, { label: 'y', images }]);
-    await expect(bad([{ caption: 'b2', data: new Float32Array(96), shape: [2, 3, 4, 4] as unknown as [1, 3, number, number] }])).rejects.toThrow(
-      ContractError,
+    const bad = (images: SampleGridImage[]) =>
+      writeSampleGrid(file, [
+        { label: 'x', images: [{ caption: 'ok', ...t }] },
+        { label: 'y', images },
+      ]);
+    await expect(
+      bad([{ caption: 'b2', data: new Float32Array(96), shape: [2, 3, 4, 4] as unknown as [1, 3, number, number] }]),
+    ).rejects.toThrow(ContractError);
+    await expect(bad([{ caption: 'short', data: new Float32Array(10), shape: [1, 3, 4, 4] }])).rejects.toThrow(
+      /rows\[1\]\.images\[0\]\.data/,
     );
-    await expect(bad([{ caption: 'short', data: new Float32Array(10), shape: [1, 3, 4, 4] }])).rejects.toThrow(/rows\[1\]\.images\[0\]\.data/);
     await expect(writeSampleGrid(file, [])).rejects.toThrow(UsageError);
     await expect(writeSampleGrid(file, [{ label: 'x', images: [] }])).rejects.toThrow(UsageError);
     await expect(writeSampleGrid(file, [{ label: 'x', images: [{ caption: 'ok', ...t }] }], { gap: -1 })).rejects.toThrow(UsageError);

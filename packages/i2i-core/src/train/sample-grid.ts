@@ -90,7 +90,13 @@ function cellImage(img: SampleGridImage, where: string): { image: RgbImage; hasN
   return { image, hasNaN: nanMask !== undefined };
 }
 
-function captionSvg(width: number, height: number, cells: Cell[], labels: Array<{ text: string; top: number; height: number }>, labelWidth: number): string {
+function captionSvg(
+  width: number,
+  height: number,
+  cells: Cell[],
+  labels: Array<{ text: string; top: number; height: number }>,
+  labelWidth: number,
+): string {
   const parts: string[] = [];
   // Each text sits in its own nested <svg>, which clips it to its cell: a long caption never runs over a neighbour.
   for (const cell of cells) {
@@ -133,7 +139,8 @@ export async function writeSampleGrid(file: string, rows: SampleGridRow[], optio
   }
 
   const band = withText ? CAPTION_BAND : 0;
-  const labelWidth = withText && rows.some((r) => r.label !== '') ? Math.ceil(Math.max(...rows.map((r) => r.label.length)) * CHAR_WIDTH) + 6 : 0;
+  const labelWidth =
+    withText && rows.some((r) => r.label !== '') ? Math.ceil(Math.max(...rows.map((r) => r.label.length)) * CHAR_WIDTH) + 6 : 0;
   const cells: Cell[] = [];
   const labels: Array<{ text: string; top: number; height: number }> = [];
   let top = gap;

@@ -41,7 +41,20 @@ function percentOf(text: string, where: string): number {
 }
 
 const LOSS_NAMES: Array<keyof SemiCutLosses> = [
-  'D_fake', 'D_real', 'D', 'D_p_fake', 'D_p_real', 'D_p', 'G_GAN', 'G_GAN_p', 'NCE_s', 'SRC', 'HDCE', 'HDCE_Y', 'HDCE_both', 'G',
+  'D_fake',
+  'D_real',
+  'D',
+  'D_p_fake',
+  'D_p_real',
+  'D_p',
+  'G_GAN',
+  'G_GAN_p',
+  'NCE_s',
+  'SRC',
+  'HDCE',
+  'HDCE_Y',
+  'HDCE_both',
+  'G',
 ];
 
 const hasTfjsNode = availableBackends().some((b) => b.candidate === 'tfjs-node');
@@ -68,7 +81,9 @@ function fixtureOptions(fixture: ReferenceFixture) {
 /** Every draw of the fixture run, per layer. */
 function fixtureDraws(fixture: ReferenceFixture): Int32Array[][] {
   const layers = fixture.sidecarValue(['effective_settings', 'nce_layers']) as number[];
-  return (fixture.sidecarValue('draws') as unknown[]).map((_, k) => layers.map((layer) => tensorToInt32(fixture.tensor(`ids_draw${k}_L${layer}`))));
+  return (fixture.sidecarValue('draws') as unknown[]).map((_, k) =>
+    layers.map((layer) => tensorToInt32(fixture.tensor(`ids_draw${k}_L${layer}`))),
+  );
 }
 
 /** The fixture's images as a batch. */
@@ -163,14 +178,18 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
       compareLosses('init', losses, numberAfter('atol', text, 'init'), numberAfter('rtol', text, 'init'));
     }, 120_000);
 
-    stepIt('optimize_parameters #1 reproduces losses.step1 without leaking tensors', () => {
-      const before = tf.memory().numTensors;
-      const losses = model.optimizeParameters(batch);
-      expect(tf.memory().numTensors).toBe(before);
-      const text = guidance['step1 losses'] as string;
-      compareLosses('step1', losses, numberAfter('atol', text, 'step1'), 0);
-      expect(model.optimizers.G.step).toBe(1);
-    }, 120_000);
+    stepIt(
+      'optimize_parameters #1 reproduces losses.step1 without leaking tensors',
+      () => {
+        const before = tf.memory().numTensors;
+        const losses = model.optimizeParameters(batch);
+        expect(tf.memory().numTensors).toBe(before);
+        const text = guidance['step1 losses'] as string;
+        compareLosses('step1', losses, numberAfter('atol', text, 'step1'), 0);
+        expect(model.optimizers.G.step).toBe(1);
+      },
+      120_000,
+    );
 
     stepIt('D, D_p, F and F_s weights after step 1 match train-step1.safetensors', async () => {
       const real = guidance['step1 weights, tensors with real gradient'] as string;
@@ -217,32 +236,40 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
     // terms are therefore held to the fixture's step-2 tolerance plus 5% of how far the fixture's own term moved
     // from step 1 to step 2 (observed on tfjs-node: at most 2.2% of it, D_fake, 2.3e-3 absolute; G_GAN is 3.5e-3
     // off, 0.8% of its move). The terms G does not enter (D_real, D_p_real) stay within the fixture's tolerance.
-    stepIt('optimize_parameters #2 stays near losses.step2 despite the different G update of step 1', () => {
-      const text = guidance['step2 losses'] as string;
-      const atol = numberAfter('atol', text, 'step2');
-      const rtol = numberAfter('rtol', text, 'step2');
-      const before = tf.memory().numTensors;
-      const got = model.optimizeParameters(batch);
-      expect(tf.memory().numTensors).toBe(before);
-      const s1 = lossesOf('step1');
-      const s2 = lossesOf('step2');
-      const bad: string[] = [];
-      let worstShare = 0;
-      let worstName = '';
-      for (const name of LOSS_NAMES) {
-        const want = s2[name] as number;
-        const moved = Math.abs(want - (s1[name] as number));
-        const diff = Math.abs(got[name] - want);
-        const share = moved > 0 ? diff / moved : 0;
-        if (share > worstShare) [worstShare, worstName] = [share, name];
-        if (!(diff <= atol + rtol * Math.abs(want) + 0.05 * moved)) bad.push(`${name}: got ${got[name]}, reference ${want} (moved ${moved} from step 1)`);
-      }
-      for (const name of ['D_real', 'D_p_real'] as const) {
-        if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number))) bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
-      }
-      reached.push(`${backend} losses.step2: worst |Δ| is ${(100 * worstShare).toFixed(2)}% of the term's step-1→2 move (${worstName}), G off by ${Math.abs(got.G - (s2.G as number)).toExponential(2)}`);
-      expect(bad).toEqual([]);
-    }, 120_000);
+    stepIt(
+      'optimize_parameters #2 stays near losses.step2 despite the different G update of step 1',
+      () => {
+        const text = guidance['step2 losses'] as string;
+        const atol = numberAfter('atol', text, 'step2');
+        const rtol = numberAfter('rtol', text, 'step2');
+        const before = tf.memory().numTensors;
+        const got = model.optimizeParameters(batch);
+        expect(tf.memory().numTensors).toBe(before);
+        const s1 = lossesOf('step1');
+        const s2 = lossesOf('step2');
+        const bad: string[] = [];
+        let worstShare = 0;
+        let worstName = '';
+        for (const name of LOSS_NAMES) {
+          const want = s2[name] as number;
+          const moved = Math.abs(want - (s1[name] as number));
+          const diff = Math.abs(got[name] - want);
+          const share = moved > 0 ? diff / moved : 0;
+          if (share > worstShare) [worstShare, worstName] = [share, name];
+          if (!(diff <= atol + rtol * Math.abs(want) + 0.05 * moved))
+            bad.push(`${name}: got ${got[name]}, reference ${want} (moved ${moved} from step 1)`);
+        }
+        for (const name of ['D_real', 'D_p_real'] as const) {
+          if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number)))
+            bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
+        }
+        reached.push(
+          `${backend} losses.step2: worst |Δ| is ${(100 * worstShare).toFixed(2)}% of the term's step-1→2 move (${worstName}), G off by ${Math.abs(got.G - (s2.G as number)).toExponential(2)}`,
+        );
+        expect(bad).toEqual([]);
+      },
+      120_000,
+    );
   });
 });
 
@@ -292,7 +319,8 @@ const gradientCheck = (): void => {
     const file = (name: string): string => referenceFixturePath('i2i', name.split(' ')[0] as string);
     const gWeights = loadGeneratorWeights(await readTorchStateDict(file(initial.G as string)));
     const step1 = (await readSafetensors(referenceFixturePath('i2i', 'train-step1.safetensors'))).tensors;
-    const afterStep1 = (prefix: string) => createPatchDiscriminator(tf, inferDiscriminatorConfig(step1, { prefix }), { weights: step1, prefix, source: prefix });
+    const afterStep1 = (prefix: string) =>
+      createPatchDiscriminator(tf, inferDiscriminatorConfig(step1, { prefix }), { weights: step1, prefix, source: prefix });
     const head = async (name: string) => {
       const f = createPatchSampleF(tf, { seed: 0 });
       f.loadState(await readTorchStateDict(file(name)), { source: name });
@@ -310,7 +338,9 @@ const gradientCheck = (): void => {
     batch = fixtureBatch(tf, fixture);
     const draws = fixtureDraws(fixture);
     const drawOf = (by: string): Int32Array[] => {
-      const k = (fixture.sidecarValue('draws') as Array<{ phase: string; requested_by: string }>).findIndex((d) => d.phase === 'step1' && d.requested_by === by);
+      const k = (fixture.sidecarValue('draws') as Array<{ phase: string; requested_by: string }>).findIndex(
+        (d) => d.phase === 'step1' && d.requested_by === by,
+      );
       return draws[k] as Int32Array[];
     };
     patchIds = { F: drawOf('netF'), F_s: drawOf('netF_s') };
@@ -327,7 +357,11 @@ const gradientCheck = (): void => {
   });
 
   it('L_G there is losses.step1.G', () => {
-    const atol = numberAfter('atol', (fixture.sidecarValue('tolerance_guidance') as Record<string, string>)['step1 losses'] as string, 'step1');
+    const atol = numberAfter(
+      'atol',
+      (fixture.sidecarValue('tolerance_guidance') as Record<string, string>)['step1 losses'] as string,
+      'step1',
+    );
     expect(Math.abs(loss - fixture.sidecarNumber(['losses', 'step1', 'G', 'float32']))).toBeLessThanOrEqual(atol);
   });
 
@@ -341,7 +375,11 @@ const gradientCheck = (): void => {
     const objective = (): number => model.generatorObjective(batch, { patchIds, keyGenerator: keyG });
     /** The objective at w0 + t·d for a direction given per tensor (absent tensors: 0). */
     const at = (direction: ReadonlyMap<string, Float32Array>, t: number): number => {
-      for (const [key, d] of direction) assign(netG.variables.get(key) as Variable, (base.get(key) as Float32Array).map((w, i) => w + t * (d[i] as number)));
+      for (const [key, d] of direction)
+        assign(
+          netG.variables.get(key) as Variable,
+          (base.get(key) as Float32Array).map((w, i) => w + t * (d[i] as number)),
+        );
       const value = objective();
       for (const key of direction.keys()) assign(netG.variables.get(key) as Variable, base.get(key) as Float32Array);
       return value;
@@ -406,9 +444,12 @@ const gradientCheck = (): void => {
       checked++;
       worstOurs = Math.max(worstOurs, mine);
       closestFixture = Math.min(closestFixture, theirs);
-      rows.push(`${key}[${i}]: FD ${fd.toExponential(4)}, ours ${(ours[i] as number).toExponential(4)}, fixture ${(summary.grad_step1.first8[i] as number).toExponential(4)}`);
+      rows.push(
+        `${key}[${i}]: FD ${fd.toExponential(4)}, ours ${(ours[i] as number).toExponential(4)}, fixture ${(summary.grad_step1.first8[i] as number).toExponential(4)}`,
+      );
       if (!(mine <= tol)) bad.push(`${key}[${i}]: |FD − ours| = ${mine} > ${tol}`);
-      if (!(theirs > tol)) bad.push(`${key}[${i}]: the fixture's gradient is within ${tol} of FD, so this direction does not tell them apart`);
+      if (!(theirs > tol))
+        bad.push(`${key}[${i}]: the fixture's gradient is within ${tol} of FD, so this direction does not tell them apart`);
     }
     for (let r = 0; r < 2; r++) {
       const direction = randomDirection();
@@ -416,7 +457,9 @@ const gradientCheck = (): void => {
       const mine = Math.abs(fd - dot(direction));
       // Twice the noise bound: a step along all of G also crosses kinks (see above).
       const tolRandom = 2 * tolAt(EPS_RANDOM);
-      rows.push(`random unit direction ${r}: FD ${fd.toExponential(4)}, ours ${dot(direction).toExponential(4)} (ε ${EPS_RANDOM}, tol ${tolRandom.toExponential(2)})`);
+      rows.push(
+        `random unit direction ${r}: FD ${fd.toExponential(4)}, ours ${dot(direction).toExponential(4)} (ε ${EPS_RANDOM}, tol ${tolRandom.toExponential(2)})`,
+      );
       if (!(mine <= tolRandom)) bad.push(`random direction ${r}: |FD − ours| = ${mine} > ${tolRandom}`);
     }
     reached.push(

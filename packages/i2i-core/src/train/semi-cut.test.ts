@@ -13,7 +13,15 @@ import { createPatchSampleF } from '../networks/patch-sample';
 import { SeededRng } from '../seeded-rng';
 import type { SemiCutOptions, VggInput } from './options';
 import { createSemiCutModel, queuedPatchIds } from './semi-cut';
-import type { GeneratorPatchIds, PatchIdDraw, PatchIdSource, PerceptualLoss, SemiCutBatch, SemiCutLosses, SemiCutNetworks } from './semi-cut';
+import type {
+  GeneratorPatchIds,
+  PatchIdDraw,
+  PatchIdSource,
+  PerceptualLoss,
+  SemiCutBatch,
+  SemiCutLosses,
+  SemiCutNetworks,
+} from './semi-cut';
 
 const SIZE = 32;
 const NUM_PATCHES = 16;
@@ -184,7 +192,8 @@ describe('SemiCutModel', () => {
 
     /** `got` equals `base` on every term but the changed ones. */
     const expectOthersUnchanged = (got: SemiCutLosses, changed: Array<keyof SemiCutLosses>): void => {
-      for (const name of Object.keys(base) as Array<keyof SemiCutLosses>) if (!changed.includes(name)) expect([name, got[name]]).toEqual([name, base[name]]);
+      for (const name of Object.keys(base) as Array<keyof SemiCutLosses>)
+        if (!changed.includes(name)) expect([name, got[name]]).toEqual([name, base[name]]);
     };
 
     it('the defaults log the optional terms as 0', () => {
@@ -203,18 +212,24 @@ describe('SemiCutModel', () => {
       expectOthersUnchanged(got, ['L1_source', 'G']);
     });
 
-    it.each<[VggInput]>([['reference'], ['imagenet']])('lambdaVgg adds λ·perceptualLoss(G(x), x, vggInput) with vggInput %s', (vggInput) => {
-      const mapped: VggInput[] = [];
-      const model = createSemiCutModel(tf, networks(3), { options: { ...small, lambdaVgg: 0.3, vggInput }, perceptualLoss: pooledMse(mapped) });
-      const got = model.losses(batch, { patchIds: ids });
-      model.dispose();
-      expect(mapped).toEqual([vggInput]);
-      const term = 0.3 * scalar(pooledMse([])(fakeB, batch.x, vggInput));
-      expect(term).toBeGreaterThan(1e-4);
-      expect(got.VGG).toBeCloseTo(term, 7);
-      expect(got.G).toBeCloseTo(base.G + term, 6);
-      expectOthersUnchanged(got, ['VGG', 'G']);
-    });
+    it.each<[VggInput]>([['reference'], ['imagenet']])(
+      'lambdaVgg adds λ·perceptualLoss(G(x), x, vggInput) with vggInput %s',
+      (vggInput) => {
+        const mapped: VggInput[] = [];
+        const model = createSemiCutModel(tf, networks(3), {
+          options: { ...small, lambdaVgg: 0.3, vggInput },
+          perceptualLoss: pooledMse(mapped),
+        });
+        const got = model.losses(batch, { patchIds: ids });
+        model.dispose();
+        expect(mapped).toEqual([vggInput]);
+        const term = 0.3 * scalar(pooledMse([])(fakeB, batch.x, vggInput));
+        expect(term).toBeGreaterThan(1e-4);
+        expect(got.VGG).toBeCloseTo(term, 7);
+        expect(got.G).toBeCloseTo(base.G + term, 6);
+        expectOthersUnchanged(got, ['VGG', 'G']);
+      },
+    );
 
     it("pairedLoss 'l1' puts λ·mean|G(x_p) − y_p| in place of NCE_s and draws no netF_s ids", () => {
       const draws: PatchIdDraw[] = [];

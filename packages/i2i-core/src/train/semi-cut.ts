@@ -231,8 +231,23 @@ interface Forward {
 type TermName = keyof SemiCutLosses;
 
 const LOSS_NAMES: readonly TermName[] = [
-  'D_fake', 'D_real', 'D', 'D_p_fake', 'D_p_real', 'D_p',
-  'G_GAN', 'G_GAN_p', 'NCE_s', 'SRC', 'HDCE', 'HDCE_Y', 'HDCE_both', 'VGG', 'L1_source', 'L1_paired', 'G',
+  'D_fake',
+  'D_real',
+  'D',
+  'D_p_fake',
+  'D_p_real',
+  'D_p',
+  'G_GAN',
+  'G_GAN_p',
+  'NCE_s',
+  'SRC',
+  'HDCE',
+  'HDCE_Y',
+  'HDCE_both',
+  'VGG',
+  'L1_source',
+  'L1_paired',
+  'G',
 ];
 
 function keyedGrads(variables: ReadonlyMap<string, Variable>, grads: Record<string, Tensor>): Map<string, Tensor> {
@@ -341,7 +356,8 @@ export class SemiCutModel {
    * each epoch end); F's and F_s's, made later by `dataDependentInit`, start with it too.
    */
   setLearningRate(lr: number): void {
-    if (!(Number.isFinite(lr) && lr >= 0)) throw new UsageError(`SemiCutModel.setLearningRate: lr must be a finite number ≥ 0, got ${String(lr)}`);
+    if (!(Number.isFinite(lr) && lr >= 0))
+      throw new UsageError(`SemiCutModel.setLearningRate: lr must be a finite number ≥ 0, got ${String(lr)}`);
     this.learningRate = lr;
     for (const o of [this.optimizerG, this.optimizerD, this.optimizerDp, this.optimizerF, this.optimizerFs]) if (o !== undefined) o.lr = lr;
   }
@@ -354,9 +370,14 @@ export class SemiCutModel {
   loadOptimizerStates(states: SemiCutOptimizerStates): void {
     this.checkUsable();
     const { netF, netFs } = this.networks;
-    for (const [name, state, head] of [['F', states.F, netF], ['Fs', states.Fs, netFs]] as const) {
+    for (const [name, state, head] of [
+      ['F', states.F, netF],
+      ['Fs', states.Fs, netFs],
+    ] as const) {
       if (state !== undefined && head.variables.size === 0) {
-        throw new UsageError(`SemiCutModel.loadOptimizerStates: a state for optimizer ${name} but the heads of net${name} are not built (load their weights first)`);
+        throw new UsageError(
+          `SemiCutModel.loadOptimizerStates: a state for optimizer ${name} but the heads of net${name} are not built (load their weights first)`,
+        );
       }
     }
     this.optimizerG.loadState(states.G);
@@ -389,7 +410,9 @@ export class SemiCutModel {
     const shape = batch.x.shape;
     for (const [name, t] of Object.entries(batch) as Array<[string, Tensor4D]>) {
       if (t.rank !== 4 || t.shape.some((d, i) => d !== shape[i])) {
-        throw new InputError(`SemiCutModel: batch.${name} has shape [${t.shape.join(',')}], batch.x has [${shape.join(',')}]; all four must match`);
+        throw new InputError(
+          `SemiCutModel: batch.${name} has shape [${t.shape.join(',')}], batch.x has [${shape.join(',')}]; all four must match`,
+        );
       }
     }
   }
@@ -424,7 +447,11 @@ export class SemiCutModel {
   }
 
   /** Given ids, else the source's for a fresh draw (or undefined: the head draws), checked per image at B > 1. */
-  private idsFor(head: 'F' | 'F_s', given: readonly Int32Array[] | undefined, taps: readonly Tensor4D[]): readonly Int32Array[] | undefined {
+  private idsFor(
+    head: 'F' | 'F_s',
+    given: readonly Int32Array[] | undefined,
+    taps: readonly Tensor4D[],
+  ): readonly Int32Array[] | undefined {
     const b = (taps[0] as Tensor4D).shape[0];
     let ids = given;
     if (ids === undefined) {
@@ -517,10 +544,13 @@ export class SemiCutModel {
     const l1Paired: Scalar = this.stylePatchNce
       ? tf.scalar(0)
       : (tf.mul(tf.mean(tf.abs(tf.sub(fwd.fakeBP, batch.yP))), o.lambdaL1Paired) as Scalar);
-    const l1Source: Scalar = o.lambdaL1Source > 0 ? (tf.mul(tf.mean(tf.abs(tf.sub(fwd.fakeB, batch.x))), o.lambdaL1Source) as Scalar) : tf.scalar(0);
+    const l1Source: Scalar =
+      o.lambdaL1Source > 0 ? (tf.mul(tf.mean(tf.abs(tf.sub(fwd.fakeB, batch.x))), o.lambdaL1Source) as Scalar) : tf.scalar(0);
     const perceptual = this.perceptualLoss;
     const vgg: Scalar =
-      o.lambdaVgg > 0 && perceptual !== undefined ? (tf.mul(perceptual(fwd.fakeB, batch.x, o.vggInput), o.lambdaVgg) as Scalar) : tf.scalar(0);
+      o.lambdaVgg > 0 && perceptual !== undefined
+        ? (tf.mul(perceptual(fwd.fakeB, batch.x, o.vggInput), o.lambdaVgg) as Scalar)
+        : tf.scalar(0);
 
     // The reference's sum, in its order; the optional terms join only when on, so the default sum is unchanged.
     const paired = tf.add(gGanP, this.stylePatchNce ? nce : l1Paired);
@@ -638,7 +668,11 @@ export class SemiCutModel {
       this.tf.tidy(() => {
         const taps = netG.encode(batch.yP, this.options.nceLayers);
         // Given ids: the heads are built from the taps' channel counts and no id is drawn.
-        netFs.sample(taps, 1, taps.map(() => Int32Array.of(0)));
+        netFs.sample(
+          taps,
+          1,
+          taps.map(() => Int32Array.of(0)),
+        );
       });
     }
     this.optimizerF = this.adamFor(netF.variables);

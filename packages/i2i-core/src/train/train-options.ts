@@ -97,16 +97,20 @@ export function resolvedTrainOptions(options: Partial<TrainOptions> = {}): Train
   const merged = { ...TRAIN_DEFAULTS, ...defined } as TrainOptions;
   const model = resolvedSemiCutOptions(pickSemiCutOptions(merged));
   const resolved: TrainOptions = { ...merged, ...model };
-  for (const key of ['ngf', 'ndf', 'nLayersD', 'netFNc', 'batchSize', 'saveEvery', 'keep', 'logEvery'] as const) checkInteger(resolved, key, 1);
+  for (const key of ['ngf', 'ndf', 'nLayersD', 'netFNc', 'batchSize', 'saveEvery', 'keep', 'logEvery'] as const)
+    checkInteger(resolved, key, 1);
   for (const key of ['sampleEvery', 'prefetch', 'seed'] as const) checkInteger(resolved, key, 0);
   checkInteger(resolved, 'cropSize', 3);
   checkInteger(resolved, 'loadSize', resolved.cropSize);
   if (resolved.maxIterations !== null) {
     if (!Number.isSafeInteger(resolved.maxIterations) || resolved.maxIterations < 1) {
-      throw new UsageError(`training options: maxIterations must be a positive integer or null, got ${JSON.stringify(resolved.maxIterations)}`);
+      throw new UsageError(
+        `training options: maxIterations must be a positive integer or null, got ${JSON.stringify(resolved.maxIterations)}`,
+      );
     }
   }
-  if (!(Number.isFinite(resolved.initGain) && resolved.initGain > 0)) throw new UsageError(`training options: initGain must be a positive number, got ${resolved.initGain}`);
+  if (!(Number.isFinite(resolved.initGain) && resolved.initGain > 0))
+    throw new UsageError(`training options: initGain must be a positive number, got ${resolved.initGain}`);
   for (const key of ['noFlip', 'gradientCheckpointing'] as const) {
     if (typeof resolved[key] !== 'boolean') throw new UsageError(`training options: ${key} must be true or false`);
   }

@@ -60,7 +60,9 @@ async function dataset(root: string): Promise<{ unpaired: string; paired: string
 }
 
 const lossLines = (events: TrainEvent[]) =>
-  events.filter((e): e is Extract<TrainEvent, { type: 'iteration' }> => e.type === 'iteration').map((e) => ({ iteration: e.iteration, epoch: e.epoch, lr: e.lr, losses: e.losses }));
+  events
+    .filter((e): e is Extract<TrainEvent, { type: 'iteration' }> => e.type === 'iteration')
+    .map((e) => ({ iteration: e.iteration, epoch: e.epoch, lr: e.lr, losses: e.losses }));
 
 async function weightsOf(runFolder: string): Promise<Map<string, Uint8Array>> {
   const newest = await latestCheckpoint(runFolder);
@@ -88,7 +90,10 @@ describeNode('trainSemiCut (tfjs-node)', () => {
     const { tf } = await loadTf({ prefer: 'tfjs-node' });
     const before = tf.memory().numTensors;
     const seen: number[] = [];
-    const result = await trainSemiCut({ ...data, out: full, options: TINY, backend: 'tfjs-node' }, { onIteration: (p) => seen.push(p.iteration) });
+    const result = await trainSemiCut(
+      { ...data, out: full, options: TINY, backend: 'tfjs-node' },
+      { onIteration: (p) => seen.push(p.iteration) },
+    );
     expect(tf.memory().numTensors).toBe(before);
     expect(result).toMatchObject({ status: 'completed', iteration: 6, epoch: 2, backend: 'tfjs-node' });
     expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
@@ -107,14 +112,32 @@ describeNode('trainSemiCut (tfjs-node)', () => {
 
     const events = await readTrainEvents(path.join(full, 'events.ndjson'));
     expect(events.map((e) => e.type)).toEqual([
-      'start', 'iteration', 'iteration', 'checkpoint', 'sample', 'iteration', 'epoch', 'checkpoint',
-      'iteration', 'checkpoint', 'iteration', 'sample', 'iteration', 'epoch', 'checkpoint', 'end',
+      'start',
+      'iteration',
+      'iteration',
+      'checkpoint',
+      'sample',
+      'iteration',
+      'epoch',
+      'checkpoint',
+      'iteration',
+      'checkpoint',
+      'iteration',
+      'sample',
+      'iteration',
+      'epoch',
+      'checkpoint',
+      'end',
     ]);
     const lines = lossLines(events);
     expect(lines.map((l) => [l.epoch, l.lr])).toEqual([
-      [1, 2e-4], [1, 2e-4], [1, 2e-4],
+      [1, 2e-4],
+      [1, 2e-4],
+      [1, 2e-4],
       // linear policy: epoch 2 of 1 + 1 runs at 1 − 1/2 of the base rate
-      [2, 1e-4], [2, 1e-4], [2, 1e-4],
+      [2, 1e-4],
+      [2, 1e-4],
+      [2, 1e-4],
     ]);
     for (const l of lines) for (const v of Object.values(l.losses)) expect(Number.isFinite(v)).toBe(true);
     const samples = events.filter((e) => e.type === 'sample').map((e) => (e as { file: string }).file);
@@ -156,13 +179,17 @@ describeNode('trainSemiCut (tfjs-node)', () => {
     expect((await readRunManifest(path.join(stopped, 'run.json'))).status).toBe('stopped');
     expect(path.basename((await latestCheckpoint(stopped)) as string)).toBe('iter-000000005');
     await trainSemiCut({ ...data, out: stopped, resume: true, backend: 'tfjs-node' });
-    expect(lossLines(await readTrainEvents(path.join(stopped, 'events.ndjson')))).toEqual(lossLines(await readTrainEvents(path.join(full, 'events.ndjson'))));
+    expect(lossLines(await readTrainEvents(path.join(stopped, 'events.ndjson')))).toEqual(
+      lossLines(await readTrainEvents(path.join(full, 'events.ndjson'))),
+    );
     expect(await weightsOf(stopped)).toEqual(await weightsOf(full));
   }, 300_000);
 
   it('stops with a NumericError when the losses blow up, keeping only finite checkpoints', async () => {
     const blown = path.join(tmp.dir, 'blown');
-    const error = await trainSemiCut({ ...data, out: blown, options: { ...TINY, lr: 1e30, saveEvery: 1 }, backend: 'tfjs-node' }).catch((e: unknown) => e);
+    const error = await trainSemiCut({ ...data, out: blown, options: { ...TINY, lr: 1e30, saveEvery: 1 }, backend: 'tfjs-node' }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(NumericError);
     expect((error as Error).message).toMatch(/(loss \S+ became|weights of \S+ became) (NaN|Infinity|-Infinity|NaN or infinite)/);
     const run = await readRunManifest(path.join(blown, 'run.json'));
@@ -182,31 +209,58 @@ describeNode('trainSemiCut (tfjs-node)', () => {
   }, 300_000);
 
   // The 40 MB VGG fixture is not copied into the repo; without ../shared this one is skipped.
-  itIfVgg('trains with the content-loss variants: VGG perceptual term, L1 to the source, L1 paired branch', async () => {
-    const out = path.join(tmp.dir, 'variants');
-    const options = { ...TINY, maxIterations: 2, lambdaVgg: 0.1, vggInput: 'unit' as const, lambdaL1Source: 1, pairedLoss: 'l1' as const };
-    const result = await trainSemiCut({ ...data, out, options, vggWeights: vggFile, backend: 'tfjs-node' });
-    expect(result.status).toBe('completed');
-    const [firstLine] = lossLines(await readTrainEvents(path.join(out, 'events.ndjson')));
-    const l = (firstLine as { losses: Record<string, number> }).losses;
-    expect(l.VGG).toBeGreaterThan(0);
-    expect(l.L1_source).toBeGreaterThan(0);
-    expect(l.L1_paired).toBeGreaterThan(0);
-    expect(l.NCE_s).toBe(0);
-    const run = await readRunManifest(path.join(out, 'run.json'));
-    expect(run.nonDefaults).toEqual(expect.arrayContaining(['lambdaVgg', 'vggInput', 'lambdaL1Source', 'pairedLoss']));
-    await expect(trainSemiCut({ ...data, out: path.join(tmp.dir, 'novgg'), options, vggWeights: path.join(tmp.dir, 'missing.pth'), backend: 'tfjs-node' })).rejects.toThrow(/missing\.pth/);
-  }, 300_000);
+  itIfVgg(
+    'trains with the content-loss variants: VGG perceptual term, L1 to the source, L1 paired branch',
+    async () => {
+      const out = path.join(tmp.dir, 'variants');
+      const options = {
+        ...TINY,
+        maxIterations: 2,
+        lambdaVgg: 0.1,
+        vggInput: 'unit' as const,
+        lambdaL1Source: 1,
+        pairedLoss: 'l1' as const,
+      };
+      const result = await trainSemiCut({ ...data, out, options, vggWeights: vggFile, backend: 'tfjs-node' });
+      expect(result.status).toBe('completed');
+      const [firstLine] = lossLines(await readTrainEvents(path.join(out, 'events.ndjson')));
+      const l = (firstLine as { losses: Record<string, number> }).losses;
+      expect(l.VGG).toBeGreaterThan(0);
+      expect(l.L1_source).toBeGreaterThan(0);
+      expect(l.L1_paired).toBeGreaterThan(0);
+      expect(l.NCE_s).toBe(0);
+      const run = await readRunManifest(path.join(out, 'run.json'));
+      expect(run.nonDefaults).toEqual(expect.arrayContaining(['lambdaVgg', 'vggInput', 'lambdaL1Source', 'pairedLoss']));
+      await expect(
+        trainSemiCut({
+          ...data,
+          out: path.join(tmp.dir, 'novgg'),
+          options,
+          vggWeights: path.join(tmp.dir, 'missing.pth'),
+          backend: 'tfjs-node',
+        }),
+      ).rejects.toThrow(/missing\.pth/);
+    },
+    300_000,
+  );
 
   it('refuses to overwrite a run, to resume nothing, and to change options on resume', async () => {
-    await expect(trainSemiCut({ ...data, out: full, options: TINY, backend: 'tfjs-node' })).rejects.toThrow(/already holds a training run; pass --resume/);
-    await expect(trainSemiCut({ ...data, out: path.join(tmp.dir, 'none'), resume: true, backend: 'tfjs-node' })).rejects.toThrow(UsageError);
-    await expect(trainSemiCut({ ...data, out: full, resume: true, options: { lr: 1e-3 }, backend: 'tfjs-node' })).rejects.toThrow(/keeps the options it was started with; drop "lr"/);
+    await expect(trainSemiCut({ ...data, out: full, options: TINY, backend: 'tfjs-node' })).rejects.toThrow(
+      /already holds a training run; pass --resume/,
+    );
+    await expect(trainSemiCut({ ...data, out: path.join(tmp.dir, 'none'), resume: true, backend: 'tfjs-node' })).rejects.toThrow(
+      UsageError,
+    );
+    await expect(trainSemiCut({ ...data, out: full, resume: true, options: { lr: 1e-3 }, backend: 'tfjs-node' })).rejects.toThrow(
+      /keeps the options it was started with; drop "lr"/,
+    );
   });
 
   it('refuses a missing dataset before writing anything', async () => {
     const out = path.join(tmp.dir, 'never');
-    await expect(trainSemiCut({ unpaired: path.join(tmp.dir, 'nope'), paired: data.paired, out, options: TINY, backend: 'tfjs-node' })).rejects.toThrow(/nope/);
+    await expect(
+      trainSemiCut({ unpaired: path.join(tmp.dir, 'nope'), paired: data.paired, out, options: TINY, backend: 'tfjs-node' }),
+    ).rejects.toThrow(/nope/);
     await expect(fsp.stat(out)).rejects.toThrow();
   });
 });

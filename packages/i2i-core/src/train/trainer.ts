@@ -164,7 +164,15 @@ function nonFiniteWeights(tf: Tf, model: SemiCutModel): string | undefined {
 }
 
 /** Seeds of the independent random streams of a run, all derived from its one seed. */
-function derivedSeeds(seed: number): { unpaired: number; paired: number; netG: number; netD: number; netDp: number; netF: number; netFs: number } {
+function derivedSeeds(seed: number): {
+  unpaired: number;
+  paired: number;
+  netG: number;
+  netD: number;
+  netDp: number;
+  netF: number;
+  netFs: number;
+} {
   // splitmix32 is a counter-based hash: distinct counters give independent-looking seeds.
   const at = (k: number): number => splitmix32((seed * 8 + k) >>> 0);
   return { unpaired: seed, paired: at(1), netG: at(2), netD: at(3), netDp: at(4), netF: at(5), netFs: at(6) };
@@ -201,7 +209,11 @@ async function pathExists(p: string): Promise<boolean> {
 }
 
 /** Takes `batchSize` samples from a dataset as one NCHW batch. */
-async function nextBatch(tf: Tf, dataset: UnalignedDataset | AlignedDataset, batchSize: number): Promise<{ a: Tensor4D; b: Tensor4D; samples: DataSample[] }> {
+async function nextBatch(
+  tf: Tf,
+  dataset: UnalignedDataset | AlignedDataset,
+  batchSize: number,
+): Promise<{ a: Tensor4D; b: Tensor4D; samples: DataSample[] }> {
   const samples: DataSample[] = [];
   for (let i = 0; i < batchSize; i++) samples.push(await dataset.next());
   const [, c, h, w] = (samples[0] as DataSample).shape;
@@ -228,9 +240,13 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
   if (input.resume) {
     if (!existing) throw new UsageError(`${runFolder}: no run to resume (no ${RUN_FILES.manifest}); start it without --resume`);
     previous = await readRunManifest(manifestFile);
-    const extra = Object.keys(input.options ?? {}).filter((k) => k !== 'maxIterations' && (input.options as Record<string, unknown>)[k] !== undefined);
+    const extra = Object.keys(input.options ?? {}).filter(
+      (k) => k !== 'maxIterations' && (input.options as Record<string, unknown>)[k] !== undefined,
+    );
     if (extra.length > 0) {
-      throw new UsageError(`${runFolder}: a resumed run keeps the options it was started with; drop ${extra.map((k) => `"${k}"`).join(', ')} (only maxIterations may change)`);
+      throw new UsageError(
+        `${runFolder}: a resumed run keeps the options it was started with; drop ${extra.map((k) => `"${k}"`).join(', ')} (only maxIterations may change)`,
+      );
     }
     // maxIterations bounds one invocation: a resumed run without it trains to the end of its epochs.
     options = resolvedTrainOptions({ ...(previous.options as Partial<TrainOptions>), maxIterations: input.options?.maxIterations ?? null });
@@ -242,10 +258,18 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
 
   const seeds = derivedSeeds(options.seed);
   const dataOptions = { loadSize: options.loadSize, cropSize: options.cropSize, prefetch: options.prefetch };
-  const unpaired = await UnalignedDataset.open({ ...dataOptions, root: input.unpaired, phase: options.phase, noFlip: options.noFlip, seed: seeds.unpaired });
+  const unpaired = await UnalignedDataset.open({
+    ...dataOptions,
+    root: input.unpaired,
+    phase: options.phase,
+    noFlip: options.noFlip,
+    seed: seeds.unpaired,
+  });
   const pairedIsManifest = (await fsp.stat(input.paired).catch(() => undefined))?.isFile() === true;
   const paired = await AlignedDataset.open(
-    pairedIsManifest ? { ...dataOptions, manifest: input.paired, seed: seeds.paired } : { ...dataOptions, root: input.paired, phase: options.phase, seed: seeds.paired },
+    pairedIsManifest
+      ? { ...dataOptions, manifest: input.paired, seed: seeds.paired }
+      : { ...dataOptions, root: input.paired, phase: options.phase, seed: seeds.paired },
   );
   const iterationsPerEpoch = Math.floor(unpaired.length / options.batchSize);
   if (iterationsPerEpoch < 1) {
@@ -259,7 +283,10 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
   if (backend === 'wasm') registerWasmTrainingKernels(tf);
 
   const vgg = options.lambdaVgg > 0 ? await loadVgg(tf, input) : undefined;
-  const perceptualLoss = vgg === undefined ? undefined : (fake: Tensor4D, real: Tensor4D, mapping: VggInput) => vggPerceptualLoss(tf, vgg, fake, real, { input: mapping });
+  const perceptualLoss =
+    vgg === undefined
+      ? undefined
+      : (fake: Tensor4D, real: Tensor4D, mapping: VggInput) => vggPerceptualLoss(tf, vgg, fake, real, { input: mapping });
   const modelExtras = { options: pickSemiCutOptions(options), ...(perceptualLoss !== undefined ? { perceptualLoss } : {}) };
   let model: SemiCutModel | undefined;
   let log: TrainEventLog | undefined;
@@ -272,7 +299,12 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
   // A resumed run drops the previous invocation's error; its options gain only the new maxIterations.
   const { error: _endedWith, ...previousRun } = previous ?? {};
   const manifest: RunManifest = previous
-    ? { ...(previousRun as RunManifest), status: 'running', options: { ...options } as unknown as RunManifest['options'], updatedAt: isoNow() }
+    ? {
+        ...(previousRun as RunManifest),
+        status: 'running',
+        options: { ...options } as unknown as RunManifest['options'],
+        updatedAt: isoNow(),
+      }
     : {
         ...artifactHeader(runContract, GENERATED_BY),
         status: 'running',
@@ -307,7 +339,10 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
     const m = model as SemiCutModel;
     const broken = nonFiniteWeights(tf, m);
     if (broken !== undefined) {
-      throw new NumericError(`weights of ${broken} became NaN or infinite by iteration ${iteration} (epoch ${epoch}); stopped before checkpointing them`, { file: runFolder });
+      throw new NumericError(
+        `weights of ${broken} became NaN or infinite by iteration ${iteration} (epoch ${epoch}); stopped before checkpointing them`,
+        { file: runFolder },
+      );
     }
     const folder = path.join(runFolder, RUN_FILES.checkpoints, `iter-${String(iteration).padStart(9, '0')}`);
     const rng: RunRngState = {
@@ -318,9 +353,17 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
     await saveTrainingCheckpoint(folder, m, { epoch, iteration, epochIter, options: { ...options }, rng }, { generatedBy: GENERATED_BY });
     newestCheckpoint = folder;
     newestIteration = iteration;
-    const entry: RunCheckpoint = { folder: path.relative(runFolder, folder).split(path.sep).join('/'), iteration, epoch, createdAt: isoNow() };
+    const entry: RunCheckpoint = {
+      folder: path.relative(runFolder, folder).split(path.sep).join('/'),
+      iteration,
+      epoch,
+      createdAt: isoNow(),
+    };
     const removed = new Set((await pruneCheckpoints(runFolder, options.keep, [folder])).map((f) => path.resolve(f)));
-    manifest.checkpoints = [...manifest.checkpoints.filter((c) => c.folder !== entry.folder && !removed.has(path.resolve(runFolder, c.folder))), entry];
+    manifest.checkpoints = [
+      ...manifest.checkpoints.filter((c) => c.folder !== entry.folder && !removed.has(path.resolve(runFolder, c.folder))),
+      entry,
+    ];
     await writeManifest();
     await emit({ type: 'checkpoint', time: isoNow(), iteration, epoch, folder: entry.folder });
     await writeReport('running');
@@ -404,8 +447,13 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
         }
         const bad = nonFiniteLoss(losses);
         if (bad !== undefined) {
-          const kept = newestCheckpoint === undefined ? 'no checkpoint was written yet' : `the last good checkpoint is ${path.relative(runFolder, newestCheckpoint)}`;
-          throw new NumericError(`loss ${bad[0]} became ${bad[1]} at iteration ${iteration + 1} (epoch ${epoch}); stopped, ${kept}`, { file: runFolder });
+          const kept =
+            newestCheckpoint === undefined
+              ? 'no checkpoint was written yet'
+              : `the last good checkpoint is ${path.relative(runFolder, newestCheckpoint)}`;
+          throw new NumericError(`loss ${bad[0]} became ${bad[1]} at iteration ${iteration + 1} (epoch ${epoch}); stopped, ${kept}`, {
+            file: runFolder,
+          });
         }
         iteration += 1;
         epochIter += 1;
@@ -455,7 +503,11 @@ export async function trainSemiCut(input: TrainRunInput, hooks: TrainHooks = {})
       });
       await log.close();
       manifest.status = status;
-      if (failure) manifest.error = { message: failure.message, ...((failure as { code?: string }).code ? { code: (failure as { code?: string }).code as string } : {}) };
+      if (failure)
+        manifest.error = {
+          message: failure.message,
+          ...((failure as { code?: string }).code ? { code: (failure as { code?: string }).code as string } : {}),
+        };
       await writeManifest();
       await writeReport(status, failure?.message);
     }
@@ -496,8 +548,19 @@ async function writeSamples(tf: Tf, model: SemiCutModel, batch: SemiCutBatch, fi
       shape: t.shape as [1, 3, number, number],
     });
     await writeSampleGrid(file, [
-      { label: 'unpaired', images: [await image('real_A', images.x), await image('fake_B', images.fakeB), await image('real_B', images.y), await image('idt_B', images.idtB)] },
-      { label: 'paired', images: [await image('real_A_p', images.xP), await image('fake_B_p', images.fakeBP), await image('real_B_p', images.yP)] },
+      {
+        label: 'unpaired',
+        images: [
+          await image('real_A', images.x),
+          await image('fake_B', images.fakeB),
+          await image('real_B', images.y),
+          await image('idt_B', images.idtB),
+        ],
+      },
+      {
+        label: 'paired',
+        images: [await image('real_A_p', images.xP), await image('fake_B_p', images.fakeBP), await image('real_B_p', images.yP)],
+      },
     ]);
   } finally {
     tf.dispose(Object.values(images));

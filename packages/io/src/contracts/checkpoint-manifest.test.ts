@@ -56,9 +56,13 @@ describe('scenimefy-checkpoint v1', () => {
   it('rejects file names that leave the checkpoint folder', () => {
     const m = imported();
     m.weights.file = 'sub/weights.safetensors';
-    expect(rejection(m)).toBe('checkpoint.json: weights.file: must be a bare file name in the same folder (no "/" or "\\", not "." or "..")');
+    expect(rejection(m)).toBe(
+      'checkpoint.json: weights.file: must be a bare file name in the same folder (no "/" or "\\", not "." or "..")',
+    );
     m.weights.file = '..';
-    expect(rejection(m)).toBe('checkpoint.json: weights.file: must be a bare file name in the same folder (no "/" or "\\", not "." or "..")');
+    expect(rejection(m)).toBe(
+      'checkpoint.json: weights.file: must be a bare file name in the same folder (no "/" or "\\", not "." or "..")',
+    );
   });
 
   it('checks patch heads: one inputChannels entry per layer, no layer twice', () => {

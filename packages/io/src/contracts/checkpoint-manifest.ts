@@ -5,15 +5,7 @@
  */
 import { z } from 'zod';
 
-import {
-  byteSizeSchema,
-  fileNameSchema,
-  headerShape,
-  jsonValueSchema,
-  sha256Schema,
-  type Contract,
-  type ContractIssue,
-} from './common';
+import { byteSizeSchema, fileNameSchema, headerShape, jsonValueSchema, sha256Schema, type Contract, type ContractIssue } from './common';
 import { readContract, writeContract } from './read-contract';
 
 const channels = z.int().positive();
@@ -50,10 +42,7 @@ export const patchSamplerConfigSchema = z
   .strictObject({
     architecture: z.enum(['mlp_sample']),
     nc: channels.meta({ description: 'Output features of each MLP (reference: 256).' }),
-    layers: z
-      .array(z.int().nonnegative())
-      .min(1)
-      .meta({ description: 'Generator encoder layers tapped (reference: [0, 4, 8, 12, 16]).' }),
+    layers: z.array(z.int().nonnegative()).min(1).meta({ description: 'Generator encoder layers tapped (reference: [0, 4, 8, 12, 16]).' }),
     inputChannels: z
       .array(channels)
       .optional()

@@ -36,8 +36,7 @@ export const byteSizeSchema = z.int().nonnegative();
  * A relative POSIX path inside the artifact's folder: `/`-separated, not absolute, no drive letter, no
  * backslash, no empty, `.` or `..` segment. Such a path cannot leave the folder it is resolved against.
  */
-const RELATIVE_PATH =
-  /^(?![A-Za-z]:)(?!\/)(?!.*\/\/)(?!.*\/$)(?!(?:.*\/)?\.\.?(?:\/|$))[^\\\u0000]+$/;
+const RELATIVE_PATH = /^(?![A-Za-z]:)(?!\/)(?!.*\/\/)(?!.*\/$)(?!(?:.*\/)?\.\.?(?:\/|$))[^\\\u0000]+$/;
 
 export const relativePathSchema = z
   .string()

@@ -53,7 +53,16 @@ describe('scenimefy-dataset v1 contract', () => {
   });
 
   it('rejects paths that could leave the dataset folder', () => {
-    for (const bad of ['/etc/passwd', '../x.png', 'trainA/../../x.png', 'trainA\\0.png', 'C:/x.png', 'trainA//0.png', './trainA/0.png', 'trainA/']) {
+    for (const bad of [
+      '/etc/passwd',
+      '../x.png',
+      'trainA/../../x.png',
+      'trainA\\0.png',
+      'C:/x.png',
+      'trainA//0.png',
+      './trainA/0.png',
+      'trainA/',
+    ]) {
       const m = example();
       m.files[0]!.path = bad;
       expect(rejection(m)).toMatch(/^ds\/manifest\.json: files\[0\]\.path: must be a relative POSIX path inside the folder/);
@@ -165,7 +174,12 @@ describe('buildDatasetManifest', () => {
     };
     await makeTree({ ...images, ...skipped });
     const progress: DatasetProgress[] = [];
-    const m = await buildDatasetManifest(dir, { kind: 'unpaired', generatedBy: writer, createdAt: '2025-03-01T00:00:00Z', onProgress: (p) => progress.push(p) });
+    const m = await buildDatasetManifest(dir, {
+      kind: 'unpaired',
+      generatedBy: writer,
+      createdAt: '2025-03-01T00:00:00Z',
+      onProgress: (p) => progress.push(p),
+    });
     expect(m.files.map((f) => f.path)).toEqual([
       'trainA/10.jpg',
       'trainA/2.jpeg',
@@ -183,7 +197,13 @@ describe('buildDatasetManifest', () => {
       const content = images[f.path]!;
       expect(f).toEqual({ path: f.path, sha256: sha256(content), size: Buffer.byteLength(content) });
     }
-    expect(m).toMatchObject({ format: 'scenimefy-dataset', formatVersion: 1, generatedBy: writer, createdAt: '2025-03-01T00:00:00Z', kind: 'unpaired' });
+    expect(m).toMatchObject({
+      format: 'scenimefy-dataset',
+      formatVersion: 1,
+      generatedBy: writer,
+      createdAt: '2025-03-01T00:00:00Z',
+      kind: 'unpaired',
+    });
     expect(m.pairs).toBeUndefined();
     expect(progress).toHaveLength(11);
     // What it builds, it writes and reads back.

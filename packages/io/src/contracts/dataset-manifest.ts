@@ -272,7 +272,11 @@ export async function buildDatasetManifest(dir: string, options: BuildDatasetMan
     options.onProgress?.({ done, total: paths.length, path: p });
   });
 
-  const manifest: DatasetManifest = { ...artifactHeader(datasetContract, options.generatedBy, options.createdAt), kind: options.kind, files };
+  const manifest: DatasetManifest = {
+    ...artifactHeader(datasetContract, options.generatedBy, options.createdAt),
+    kind: options.kind,
+    files,
+  };
   if (pairs !== undefined) {
     manifest.pairs = pairs.map((pair) => ({ ...pair, ...options.pairDetails?.(pair) }));
     if (options.selection !== undefined) manifest.selection = options.selection;
@@ -288,7 +292,13 @@ export async function buildDatasetManifest(dir: string, options: BuildDatasetMan
   return manifest;
 }
 
-function pairsBySameName(dir: string, domainA: string, namesA: string[], domainB: string, namesB: string[]): Array<{ a: string; b: string }> {
+function pairsBySameName(
+  dir: string,
+  domainA: string,
+  namesA: string[],
+  domainB: string,
+  namesB: string[],
+): Array<{ a: string; b: string }> {
   const inB = new Set(namesB);
   const inA = new Set(namesA);
   const unmatched = [
@@ -321,7 +331,10 @@ export async function listReferenceImages(folder: string): Promise<string[]> {
       const rel = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
       // os.walk does not descend into symlinked folders but does list symlinked files; do the same.
       if (entry.isDirectory()) await walk(path.join(current, entry.name), rel);
-      else if (isReferenceImageFile(entry.name) && (entry.isFile() || (entry.isSymbolicLink() && (await isFile(path.join(current, entry.name)))))) {
+      else if (
+        isReferenceImageFile(entry.name) &&
+        (entry.isFile() || (entry.isSymbolicLink() && (await isFile(path.join(current, entry.name)))))
+      ) {
         found.push(rel);
       }
     }

@@ -9,7 +9,9 @@ import { contractIssues } from './read-contract';
 import { CONTRACTS } from './registry';
 
 const schemasDir = path.join(__dirname, '..', '..', 'schemas');
-const committedNames = readdirSync(schemasDir).filter((n) => n.endsWith('.schema.json')).sort();
+const committedNames = readdirSync(schemasDir)
+  .filter((n) => n.endsWith('.schema.json'))
+  .sort();
 const generated = contractJsonSchemaFiles();
 const committed = (fileName: string): unknown => JSON.parse(readFileSync(path.join(schemasDir, fileName), 'utf8'));
 const example = (format: string): Record<string, unknown> =>
@@ -23,7 +25,9 @@ describe('committed JSON Schema', () => {
     const stale = committedNames.filter((n) => !expected.includes(n));
     const missing = expected.filter((n) => !committedNames.includes(n));
     if (stale.length + missing.length > 0) {
-      throw new Error(`packages/io/schemas/ is out of date (missing: ${missing.join(', ') || 'none'}; stale: ${stale.join(', ') || 'none'}): ${RUN_SCHEMAS}`);
+      throw new Error(
+        `packages/io/schemas/ is out of date (missing: ${missing.join(', ') || 'none'}; stale: ${stale.join(', ') || 'none'}): ${RUN_SCHEMAS}`,
+      );
     }
   });
 

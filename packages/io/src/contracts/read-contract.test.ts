@@ -44,7 +44,15 @@ describe('readContract / writeContract', () => {
     const text = await fsp.readFile(file, 'utf8');
     expect(text.endsWith('}\n')).toBe(true);
     expect(Object.keys(JSON.parse(text))).toEqual([
-      'format', 'formatVersion', 'generatedBy', 'createdAt', 'networks', 'tensorNaming', 'weights', 'training', 'source',
+      'format',
+      'formatVersion',
+      'generatedBy',
+      'createdAt',
+      'networks',
+      'tensorNaming',
+      'weights',
+      'training',
+      'source',
     ]);
     expect(text.split('\n')[1]).toBe('  "format": "scenimefy-checkpoint",');
   });
@@ -127,7 +135,9 @@ describe('parseContract rejections', () => {
   it('a formatVersion from a newer Scenimefy.js, an unknown old one, or none', () => {
     const newer = parseError(withFields({ formatVersion: 2, somethingNew: true }));
     expect(newer.field).toBe('formatVersion');
-    expect(newer.message).toBe('ck/checkpoint.json: formatVersion: written by a newer Scenimefy.js (formatVersion 2); this version reads 1');
+    expect(newer.message).toBe(
+      'ck/checkpoint.json: formatVersion: written by a newer Scenimefy.js (formatVersion 2); this version reads 1',
+    );
     expect(parseError(withFields({ formatVersion: 0 })).message).toBe(
       'ck/checkpoint.json: formatVersion: expected a positive integer, got 0',
     );

@@ -102,7 +102,10 @@ function checkHeader<T extends ArtifactHeader>(json: Record<string, unknown>, fi
     throw new ContractError(`missing; expected "${contract.format}" (${known})`, { file, field: 'format' });
   }
   if (typeof format !== 'string' || !(KNOWN_FORMATS as readonly string[]).includes(format)) {
-    throw new ContractError(`unknown format ${JSON.stringify(format)}; expected "${contract.format}" (${known})`, { file, field: 'format' });
+    throw new ContractError(`unknown format ${JSON.stringify(format)}; expected "${contract.format}" (${known})`, {
+      file,
+      field: 'format',
+    });
   }
   if (format !== contract.format) {
     throw new ContractError(`this is a "${format}" file, expected "${contract.format}"`, { file, field: 'format' });

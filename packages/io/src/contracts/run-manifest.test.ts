@@ -51,9 +51,7 @@ describe('scenimefy-run v1', () => {
   it('lists each checkpoint folder once, inside the run folder', () => {
     const m = example();
     m.checkpoints.push({ ...m.checkpoints[0]!, iteration: 20000 });
-    expect(rejection(m)).toBe(
-      'run/run.json: checkpoints[2].folder: "checkpoints/iter-5000" is listed twice (first at checkpoints[0])',
-    );
+    expect(rejection(m)).toBe('run/run.json: checkpoints[2].folder: "checkpoints/iter-5000" is listed twice (first at checkpoints[0])');
     m.checkpoints = [{ ...m.checkpoints[0]!, folder: '/abs/ckpt' }];
     expect(rejection(m)).toBe(
       'run/run.json: checkpoints[0].folder: must be a relative POSIX path inside the folder (no leading "/", no "\\", no "." or ".." segment)',

@@ -19,7 +19,10 @@ function lcg(seed: number): () => number {
 const C = 3;
 const rand = lcg(21);
 const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => 2 * rand() - 1);
-const upFilter = Float32Array.from({ length: C * 16 }, (_, i) => [0.25, 0.75, 0.75, 0.25][(i >> 2) & 3]! * [0.25, 0.75, 0.75, 0.25][i & 3]!);
+const upFilter = Float32Array.from(
+  { length: C * 16 },
+  (_, i) => [0.25, 0.75, 0.75, 0.25][(i >> 2) & 3]! * [0.25, 0.75, 0.75, 0.25][i & 3]!,
+);
 const downFilter = Float32Array.from({ length: C * 9 }, (_, i) => [0.25, 0.5, 0.25][Math.floor(i / 3) % 3]! * [0.25, 0.5, 0.25][i % 3]!);
 const conv = (k: number, pad: 'reflect' | 'zero', normalized: boolean): LayerSpec => ({
   kind: 'conv',
@@ -34,7 +37,14 @@ const norm: ChannelAffine = {
 };
 
 /** The chain's result over a whole h × w source, assembled from the given tiles of its output level. */
-async function tiledResult(session: ChainSession, source: Region, outH: number, outW: number, tile: number, norms: (ChannelAffine | undefined)[]): Promise<Float32Array> {
+async function tiledResult(
+  session: ChainSession,
+  source: Region,
+  outH: number,
+  outW: number,
+  tile: number,
+  norms: (ChannelAffine | undefined)[],
+): Promise<Float32Array> {
   const result = allocateRegion(C, { start: 0, end: outH }, { start: 0, end: outW });
   for (const t of planTiles(outH, outW, tile)) {
     const { output } = await runChainTile(session, source, t, norms);
@@ -86,9 +96,13 @@ describe('layer chains on onnxruntime', () => {
 
   it('refuses tiles outside the output, missing statistics and mismatched channels', async () => {
     const layers = [conv(3, 'zero', true)];
-    expect(() => chainGeometry(layers.map(() => ({ kind: 'conv', kernel: 3, outChannels: C, normalized: true })), { height: 8, width: 8 }, { y0: 4, x0: 0, height: 5, width: 8 })).toThrow(
-      new UsageError('tile 5×8 at (4, 0) is outside the 8×8 output'),
-    );
+    expect(() =>
+      chainGeometry(
+        layers.map(() => ({ kind: 'conv', kernel: 3, outChannels: C, normalized: true })),
+        { height: 8, width: 8 },
+        { y0: 4, x0: 0, height: 5, width: 8 },
+      ),
+    ).toThrow(new UsageError('tile 5×8 at (4, 0) is outside the 8×8 output'));
     const s = await session(layers);
     const source: Region = { data: values(C * 64), channels: C, rows: { start: 0, end: 8 }, cols: { start: 0, end: 8 } };
     await expect(runChainTile(s, source, { y0: 0, x0: 0, height: 8, width: 8 }, [])).rejects.toThrow(

@@ -49,8 +49,17 @@ export function chainGeometry(
   const extents: Extent[] = [sourceExtent];
   for (const layer of layers) extents.push(layerOutputExtent(layer, extents[extents.length - 1] as Extent));
   const last = extents[layers.length] as Extent;
-  if (tile.y0 < 0 || tile.x0 < 0 || tile.y0 + tile.height > last.height || tile.x0 + tile.width > last.width || tile.height < 1 || tile.width < 1) {
-    throw new UsageError(`tile ${tile.height}×${tile.width} at (${tile.y0}, ${tile.x0}) is outside the ${last.height}×${last.width} output`);
+  if (
+    tile.y0 < 0 ||
+    tile.x0 < 0 ||
+    tile.y0 + tile.height > last.height ||
+    tile.x0 + tile.width > last.width ||
+    tile.height < 1 ||
+    tile.width < 1
+  ) {
+    throw new UsageError(
+      `tile ${tile.height}×${tile.width} at (${tile.y0}, ${tile.x0}) is outside the ${last.height}×${last.width} output`,
+    );
   }
   const steps = new Array<LayerGeometry & { outRows: Span; outCols: Span }>(layers.length);
   let outRows: Span = { start: tile.y0, end: tile.y0 + tile.height };
@@ -91,7 +100,12 @@ export async function runChainTile(
   return { output, kept: asRegion(result.kept, kept.outRows, kept.outCols, (layers[keep] as LayerShape).outChannels) };
 }
 
-function asRegion(out: { data: Float32Array; channels: number; height: number; width: number }, rows: Span, cols: Span, channels: number): Region {
+function asRegion(
+  out: { data: Float32Array; channels: number; height: number; width: number },
+  rows: Span,
+  cols: Span,
+  channels: number,
+): Region {
   if (out.channels !== channels || out.height !== spanLength(rows) || out.width !== spanLength(cols)) {
     throw new UsageError(
       `a tiled pass returned [${out.channels}, ${out.height}, ${out.width}], expected [${channels}, ${spanLength(rows)}, ${spanLength(cols)}]`,

@@ -39,7 +39,10 @@ const DOWN = [0.25, 0.5, 0.25];
 const UP = [0.25, 0.75, 0.75, 0.25];
 
 /** The 1-D layers of the generator on a whole signal, as the reference computes them. */
-const LAYERS: Record<string, { whole: (x: number[]) => number[]; step: (out: Span, n: number) => AxisStep; mode: Mode; apply: (p: number[]) => number[] }> = {
+const LAYERS: Record<
+  string,
+  { whole: (x: number[]) => number[]; step: (out: Span, n: number) => AxisStep; mode: Mode; apply: (p: number[]) => number[] }
+> = {
   'conv7 reflect': {
     whole: (x) => correlate(padWhole(x, 3, 3, 'reflect'), KERNEL7, 1),
     step: (out, n) => convStep(out, n, 7),

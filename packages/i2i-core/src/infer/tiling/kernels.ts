@@ -80,7 +80,9 @@ export function cropRegion(src: Region, rows: Span, cols: Span): Region {
 export function addNormalized(state: Region, branch: Region, affine: ChannelAffine): void {
   const plane = spanLength(state.rows) * spanLength(state.cols);
   if (branch.data.length !== state.data.length || affine.mean.length !== state.channels) {
-    throw new UsageError(`residual add of ${branch.data.length} values into ${state.data.length} with ${affine.mean.length} channels of statistics`);
+    throw new UsageError(
+      `residual add of ${branch.data.length} values into ${state.data.length} with ${affine.mean.length} channels of statistics`,
+    );
   }
   const s = state.data;
   const b = branch.data;
