@@ -2,6 +2,9 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
+  // Workspace packages resolve through node_modules and their package.json `exports`, whose `@scenimefy/source`
+  // condition names the TypeScript entry: a new package or subpath entry needs no mapping here.
+  testEnvironmentOptions: { customExportConditions: ['@scenimefy/source', 'node', 'require', 'default'] },
   roots: ['<rootDir>/packages', '<rootDir>/tools'],
   testMatch: ['**/src/**/*.test.ts'],
   transform: {
@@ -10,8 +13,6 @@ module.exports = {
   moduleNameMapper: {
     // NodeNext needs '.js' on dynamic imports of our own modules; the sources are .ts.
     '^(\\.{1,2}/.*)\\.js$': '$1',
-    '^@scenimefy/(io|i2i-core|cli)$': '<rootDir>/packages/$1/src/index.ts',
-    '^@scenimefy/(test-utils|bench)$': '<rootDir>/tools/$1/src/index.ts',
   },
   setupFiles: ['<rootDir>/jest.setup.js'],
   // Registers expect(...).toBeCloseToTensor for every test file; the module imports nothing, so it costs ~nothing.
