@@ -9,9 +9,7 @@ import { EXIT_CODES, exitCodeFor, isScenimefyError } from '@scenimefy/io';
 
 import { optionsFromFlags, trainOptions } from './commands/train-flags';
 import { Output, type CliStreams } from './output';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../package.json') as { version: string };
+import { PACKAGE_VERSION } from './version';
 
 export interface GlobalOptions {
   json?: boolean;
@@ -44,7 +42,7 @@ function parseTile(value: string): 'auto' | 'off' | number {
 export function buildProgram(streams: CliStreams, run: (action: () => Promise<number>) => void): Command {
   const program = new Command('scenimefy')
     .description('Scenimefy.js: turn real-world scene photos into anime scenes (Jiang et al., ICCV 2023), without Python.')
-    .version(version, '-V, --version', 'print the version')
+    .version(PACKAGE_VERSION, '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
       writeOut: (s) => streams.stdout.write(s),

@@ -3,14 +3,13 @@
  * from a state dict: no Python, no tracing. The graph is written node by node so that every layer maps to one
  * reference module, and H, W (and the batch) stay dynamic.
  */
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 
 import { DTYPE_BYTES, ModelFormatError, UsageError, numel, tensorToFloat32, writeFileAtomic } from '@scenimefy/io';
 import type { TensorData, TensorMap } from '@scenimefy/io';
 import { onnx } from 'onnx-proto';
 
 import { generatorStateDictSpec } from '../networks/generator';
+import { PACKAGE_VERSION } from '../version';
 
 export const GENERATOR_INPUT_NAME = 'input';
 export const GENERATOR_OUTPUT_NAME = 'output';
@@ -217,7 +216,7 @@ export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnx
     irVersion: irVersionForOpset(opset),
     opsetImport: [{ domain: '', version: opset }],
     producerName: options.producerName ?? '@scenimefy/i2i-core',
-    producerVersion: options.producerVersion ?? packageVersion(),
+    producerVersion: options.producerVersion ?? PACKAGE_VERSION,
     docString:
       options.docString ??
       'Scenimefy generator (CUT ResnetGenerator, resnet_9blocks, antialiased). Input: RGB in [-1, 1], NCHW. ' +
@@ -305,18 +304,6 @@ function irVersionForOpset(opset: number): number {
   if (opset <= 20) return 9;
   if (opset <= 22) return 10;
   return 11;
-}
-
-let cachedPackageVersion: string | undefined;
-function packageVersion(): string {
-  if (cachedPackageVersion === undefined) {
-    // src/export/ and dist/export/ both sit two levels below the package root.
-    const manifest = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
-      version?: unknown;
-    };
-    cachedPackageVersion = typeof manifest.version === 'string' ? manifest.version : '';
-  }
-  return cachedPackageVersion;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -52,10 +52,9 @@ import type { SemiCutBatch, SemiCutLosses, SemiCutModel, SemiCutNetworks } from 
 import { formatTrainOptions, nonDefaultOptions, pickSemiCutOptions, resolvedTrainOptions } from './train-options';
 import type { TrainOptions } from './train-options';
 import type { VggInput } from './options';
+import { PACKAGE_NAME, PACKAGE_VERSION } from '../version';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version: PACKAGE_VERSION } = require('../../package.json') as { version: string };
-const GENERATED_BY = { name: '@scenimefy/i2i-core', version: PACKAGE_VERSION };
+const GENERATED_BY = { name: PACKAGE_NAME, version: PACKAGE_VERSION };
 
 export const RUN_FILES = Object.freeze({
   manifest: 'run.json',
