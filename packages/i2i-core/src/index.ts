@@ -44,12 +44,12 @@ export {
   GENERATOR_OUTPUT_NAME,
   MAX_GENERATOR_OPSET,
   exportGeneratorOnnx,
-  exportGeneratorOnnxFile,
   generatorStateDictFromOnnx,
   generatorStateDictShapes,
   validatedGeneratorStateDict,
 } from './export/onnx';
 export type { GeneratorLayout, GeneratorOnnxOptions, UpsampleMode } from './export/onnx';
+export { exportGeneratorOnnxFile } from './export/onnx-file';
 export { createOnnxSession, listedOnnxBackends, runGenerator } from './infer/onnx-session';
 export type { OnnxDevice, OnnxSession, OnnxSessionOptions } from './infer/onnx-session';
 

@@ -10,12 +10,12 @@ import { createOnnxSession, runGenerator } from '../infer/onnx-session';
 import {
   MAX_GENERATOR_OPSET,
   exportGeneratorOnnx,
-  exportGeneratorOnnxFile,
   generatorStateDictFromOnnx,
   generatorStateDictShapes,
   validatedGeneratorStateDict,
 } from './onnx';
 import type { UpsampleMode } from './onnx';
+import { exportGeneratorOnnxFile } from './onnx-file';
 
 function f32(shape: readonly number[], values: Float32Array): TensorData {
   return { dtype: 'F32', shape: [...shape], bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };

@@ -13,7 +13,7 @@ import type { TensorData } from '@scenimefy/io';
 import { instanceNorm2d } from '../layers/instance-norm';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER, DOWNSAMPLE_FILTER_SIZE, blurDownsample } from './blur';
-import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './generator';
+import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './tensor-types';
 import { assignPyTorchWeights, countParameters, float32Of, listed, pyTorchStateDict, shapeText, stripPrefix } from './state-dict';
 
 export interface PatchDiscriminatorConfig {

@@ -20,7 +20,7 @@ import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
 import type { TensorData } from '@scenimefy/io';
 import type { Tf } from '../layers/tf';
 import { SeededRng, splitmix32 } from '../seeded-rng';
-import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './generator';
+import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './tensor-types';
 import { countParameters, float32Of, listed, shapeText } from './state-dict';
 
 /** Added to each row's L2 norm before dividing (the reference's `Normalize`: `x / (‖x‖₂ + 1e-7)`). */

@@ -8,7 +8,7 @@ import type { TensorData } from '@scenimefy/io';
 import type { Variable } from '@tensorflow/tfjs-core';
 
 import type { Tf } from '../layers/tf';
-import type { Float32TensorData, StateDictEntrySpec, StateDictLike } from './generator';
+import type { Float32TensorData, StateDictEntrySpec, StateDictLike } from './tensor-types';
 
 export function stripPrefix(stateDict: StateDictLike, prefix: string): Map<string, Float32TensorData | TensorData> {
   const out = new Map<string, Float32TensorData | TensorData>();
