@@ -50,22 +50,32 @@ export {
 } from './export/onnx';
 export type { GeneratorLayout, GeneratorOnnxOptions, UpsampleMode } from './export/onnx';
 export { exportGeneratorOnnxFile } from './export/onnx-file';
-export { createOnnxSession, listedOnnxBackends, runGenerator } from './infer/onnx-session';
+export { runGenerator } from './infer/onnx-session';
 export type { OnnxDevice, OnnxSession, OnnxSessionOptions } from './infer/onnx-session';
+export { isOrtRuntime } from './infer/ort-runtime';
+export type { OrtInferenceSession, OrtRuntime, OrtSessionOptions, OrtTensor } from './infer/ort-runtime';
+export { createOnnxSession, createTiledGenerator } from './infer/node-engine';
+export { listedOnnxBackends, nodeOrtRuntime } from './infer/node-runtime';
+export type { NodeOrtRuntime } from './infer/node-runtime';
 
 export {
   DEFAULT_TILE_PIXEL_BUDGET,
+  ImageTranslator,
   MIN_MODEL_SIDE,
-  Translator,
-} from './infer/translator';
-export type { TileSetting, TranslateOptions, TranslateResult, TranslatorOptions } from './infer/translator';
+  checkTileSetting,
+  createImageTranslator,
+  modelInputSize,
+} from './infer/image-translator';
+export type { GeneratorModel, ImageTranslateOptions, ImageTranslatorOptions, TileSetting, TranslateResult } from './infer/image-translator';
+export { Translator } from './infer/translator';
+export type { TranslateOptions, TranslatorOptions } from './infer/translator';
 export { resolveModel } from './infer/model-source';
 export type { ModelSourceKind, ResolveModelOptions, ResolvedModel } from './infer/model-source';
 export { DEFAULT_MODEL, MODEL_KINDS, MODEL_REGISTRY, findModel, resolveRegistry } from './models/model-registry';
 export type { ModelEntry, ModelKind, RegistryEnv } from './models/model-registry';
 export { cachedModelPath, fetchModel, isModelCached, modelCacheDir } from './models/model-cache';
 export type { CacheEnv, CachedModel, DownloadProgress, FetchModelOptions } from './models/model-cache';
-export { DEFAULT_TILE_SIZE, createTiledGenerator, planTiles } from './infer/tiled-generator';
+export { DEFAULT_TILE_SIZE, planTiles } from './infer/tiled-generator';
 export type { TiledGenerator, TiledGeneratorOptions, TileRect } from './infer/tiled-generator';
 
 export { LSGAN_FAKE_LABEL, LSGAN_REAL_LABEL, lsganDiscriminatorLoss, lsganGeneratorLoss, lsganLoss } from './losses/gan';

@@ -6,7 +6,8 @@ import { ModelFormatError, UsageError, tensorToFloat32 } from '@scenimefy/io';
 import type { TensorData, TensorMap } from '@scenimefy/io';
 import { onnx } from 'onnx-proto';
 
-import { createOnnxSession, runGenerator } from '../infer/onnx-session';
+import { createOnnxSession } from '../infer/node-engine';
+import { runGenerator } from '../infer/onnx-session';
 import {
   MAX_GENERATOR_OPSET,
   exportGeneratorOnnx,

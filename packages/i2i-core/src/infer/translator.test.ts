@@ -4,7 +4,8 @@ import { InputError, UsageError, decodeImage, imageToTensor, readTorchStateDict,
 import { describeIfFixture, referenceFixturePath } from '@scenimefy/test-utils';
 
 import { exportGeneratorOnnx } from '../export/onnx';
-import { createOnnxSession, runGenerator } from './onnx-session';
+import { createOnnxSession } from './node-engine';
+import { runGenerator } from './onnx-session';
 import { Translator } from './translator';
 
 function image(width: number, height: number): RgbImage {
