@@ -71,8 +71,18 @@ export { Translator } from './infer/translator';
 export type { TranslateOptions, TranslatorOptions } from './infer/translator';
 export { resolveModel } from './infer/model-source';
 export type { ModelSourceKind, ResolveModelOptions, ResolvedModel } from './infer/model-source';
-export { DEFAULT_MODEL, MODEL_KINDS, MODEL_REGISTRY, findModel, resolveRegistry } from './models/model-registry';
-export type { ModelEntry, ModelKind, RegistryEnv } from './models/model-registry';
+export {
+  DEFAULT_MODEL,
+  MODEL_KINDS,
+  MODEL_REGISTRY,
+  findModelIn,
+  parseModelManifest,
+  registryEntries,
+  registryOfKind,
+} from './models/model-registry';
+export type { ModelEntry, ModelKind, RegistryOverrides } from './models/model-registry';
+export { findModel, resolveRegistry } from './models/model-registry-env';
+export type { RegistryEnv } from './models/model-registry-env';
 export { cachedModelPath, fetchModel, isModelCached, modelCacheDir } from './models/model-cache';
 export type { CacheEnv, CachedModel, DownloadProgress, FetchModelOptions } from './models/model-cache';
 export { DEFAULT_TILE_SIZE, planTiles } from './infer/tiled-generator';

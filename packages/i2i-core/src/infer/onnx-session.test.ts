@@ -55,7 +55,9 @@ describe('the engine on an injected runtime', () => {
     const model = await createOnnxSession(failingRuntime('bad protobuf'), bytes, { source: 'picked.onnx' }).catch((e: unknown) => e);
     expect(model).toBeInstanceOf(ModelFormatError);
     expect((model as Error).message).toBe('picked.onnx: onnxruntime cannot load the model: bad protobuf');
-    const cuda = await createOnnxSession(failingRuntime('Failed to load shared library'), bytes, { device: 'cuda' }).catch((e: unknown) => e);
+    const cuda = await createOnnxSession(failingRuntime('Failed to load shared library'), bytes, { device: 'cuda' }).catch(
+      (e: unknown) => e,
+    );
     expect(cuda).toBeInstanceOf(BackendError);
     expect((cuda as Error).message).toBe('CUDA execution provider is not available (Failed to load shared library)');
     await expect(createOnnxSession(failingRuntime('x'), bytes, { device: 'tpu' as 'cpu' })).rejects.toThrow(

@@ -32,7 +32,7 @@ import type { Tf } from '../layers/tf';
 import { registerWasmTrainingKernels } from '../layers/wasm-training-kernels';
 import { vggPerceptualLoss } from '../losses/vgg-perceptual';
 import { fetchModel } from '../models/model-cache';
-import { findModel } from '../models/model-registry';
+import { findModel } from '../models/model-registry-env';
 import { createVgg19Features } from '../networks/vgg19';
 import type { Vgg19Features } from '../networks/vgg19';
 import { createPatchDiscriminator } from '../networks/discriminator';
