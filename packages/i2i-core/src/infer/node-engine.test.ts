@@ -1,6 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+
+import { buildSync } from 'esbuild';
 
 import { BackendError, InputError, ModelFormatError, UsageError } from '@scenimefy/io';
 import { onnx } from 'onnx-proto';
@@ -108,5 +111,44 @@ describe('createOnnxSession / runGenerator', () => {
       expect(Math.abs((out[1] ?? NaN) - Math.tanh(rampInput(2)[1] ?? NaN))).toBeLessThan(1e-5);
       await session.release();
     }
+  });
+
+  it("device 'cuda' prints only the one-line error: onnxruntime's own log stays quiet (issue 12 #13)", () => {
+    const model = path.join(dir, 'tanh-cuda.onnx');
+    writeFileSync(model, tanhModel());
+    // A child process, because onnxruntime prints to the process's stderr from native code, where jest cannot look.
+    const script = path.join(dir, 'cuda-child.js');
+    buildSync({
+      stdin: {
+        contents: `
+          import { createOnnxSession } from './node-engine';
+          createOnnxSession(process.argv[2], { device: 'cuda' }).then(
+            (s) => { process.stdout.write(JSON.stringify({ device: s.device })); return s.release(); },
+            (e) => { process.stdout.write(JSON.stringify({ error: e.name, message: e.message })); },
+          );`,
+        resolveDir: __dirname,
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'node',
+      outfile: script,
+      conditions: ['@scenimefy/source'],
+      mainFields: ['module', 'main'],
+      external: ['onnxruntime-node', 'sharp', '@tensorflow/*'],
+      logLevel: 'silent',
+    });
+    const child = spawnSync(process.execPath, [script, model], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_PATH: path.resolve(__dirname, '../../../../node_modules') },
+    });
+    expect(child.status).toBe(0);
+    const outcome = JSON.parse(child.stdout) as { device?: string; error?: string; message?: string };
+    if (outcome.error !== undefined) {
+      expect(outcome.error).toBe('BackendError');
+      expect(outcome.message).toMatch(/CUDA execution provider/);
+    } else {
+      expect(outcome.device).toBe('cuda');
+    }
+    expect(child.stderr).toBe('');
   });
 });
