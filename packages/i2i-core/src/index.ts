@@ -1,6 +1,8 @@
 /**
  * @module @scenimefy/i2i-core
- * The Scenimefy translation model in TF.js and the building blocks other stages reuse. Only the names exported
+ * The Scenimefy translation model in TF.js and the building blocks other stages reuse, for Node: every name of the
+ * browser entry (`@scenimefy/i2i-core/browser`, browser.ts) plus onnxruntime-node as the engine's default runtime,
+ * the file-based `Translator`, model resolution and the download cache, and training. Only the names exported
  * here are public.
  */
 
@@ -27,16 +29,24 @@ export {
   loadGeneratorWeights,
 } from './networks/generator';
 export type {
-  Float32TensorData,
   GeneratorInitOptions,
   GeneratorWeights,
   ResnetGenerator,
   ResnetGeneratorConfig,
   ResnetGeneratorOptions,
-  StateDictEntrySpec,
-  StateDictLike,
-  StateDictReadOptions,
 } from './networks/generator';
+export type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './networks/tensor-types';
+export {
+  assignPyTorchWeights,
+  countParameters,
+  float32Of,
+  hwioFromOihw,
+  oihwFromHwio,
+  pyTorchStateDict,
+  stripPrefix,
+} from './networks/state-dict';
+export { RESNET_9BLOCKS, generatorModuleIndices } from './networks/generator-layout';
+export type { GeneratorModuleIndices } from './networks/generator-layout';
 
 export {
   DEFAULT_GENERATOR_OPSET,
@@ -69,6 +79,8 @@ export {
 export type { GeneratorModel, ImageTranslateOptions, ImageTranslatorOptions, TileSetting, TranslateResult } from './infer/image-translator';
 export { Translator } from './infer/translator';
 export type { TranslateOptions, TranslatorOptions } from './infer/translator';
+export { generatorFileFormat, generatorModelFromBytes, generatorStateDictOf } from './models/model-bytes';
+export type { GeneratorFileFormat, GeneratorFromBytes, GeneratorFromBytesOptions } from './models/model-bytes';
 export { resolveModel } from './infer/model-source';
 export type { ModelSourceKind, ResolveModelOptions, ResolvedModel } from './infer/model-source';
 export {
