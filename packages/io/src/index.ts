@@ -45,18 +45,31 @@ export type { DecodeImageOptions } from './image-decode';
 export { DEFAULT_IMAGE_QUALITY, encodeImage, imageFormatForFile, writeImage } from './image-encode';
 export type { EncodeImageOptions, ImageFormat } from './image-encode';
 
-export { KNOWN_FORMATS, artifactHeader } from './contracts/common';
-export type { ArtifactHeader, Contract, ContractFormat, ContractIssue, GeneratedBy, JsonValue } from './contracts/common';
-export { contractIssues, parseContract, readContract, writeContract } from './contracts/read-contract';
+export { KNOWN_FORMATS, artifactHeader, isSafeRelativePath, olderContractVersion, relativePathSchema } from './contracts/common';
+export type {
+  ArtifactHeader,
+  Contract,
+  ContractFormat,
+  ContractIssue,
+  GeneratedBy,
+  JsonValue,
+  OlderContractVersion,
+} from './contracts/common';
+export { contractIssues, parseContract } from './contracts/parse-contract';
+export {
+  readCheckpointManifest,
+  readContract,
+  readDatasetManifest,
+  readRunManifest,
+  writeCheckpointManifest,
+  writeContract,
+  writeDatasetManifest,
+  writeRunManifest,
+} from './contracts/contract-files';
 export { CONTRACTS } from './contracts/registry';
 export { contractJsonSchema, contractJsonSchemaFiles, contractSchemaId } from './contracts/json-schema';
 export type { JsonSchemaFile } from './contracts/json-schema';
-export {
-  checkpointContract,
-  checkpointManifestSchema,
-  readCheckpointManifest,
-  writeCheckpointManifest,
-} from './contracts/checkpoint-manifest';
+export { checkpointContract, checkpointManifestSchema } from './contracts/checkpoint-manifest';
 export type {
   CheckpointManifest,
   CheckpointNetworks,
@@ -67,31 +80,20 @@ export type {
   NetworkName,
   PatchSamplerConfig,
 } from './contracts/checkpoint-manifest';
-export {
-  buildDatasetManifest,
-  datasetContract,
-  datasetManifestSchema,
-  isReferenceImageFile,
-  listReferenceImages,
-  readDatasetManifest,
-  verifyDatasetManifest,
-  writeDatasetManifest,
-} from './contracts/dataset-manifest';
+export { datasetContract, datasetManifestSchema, isReferenceImageFile } from './contracts/dataset-manifest';
 export type {
-  BuildDatasetManifestOptions,
   DatasetFile,
   DatasetKind,
   DatasetManifest,
   DatasetPair,
-  DatasetProblem,
-  DatasetProgress,
   DatasetSelection,
   GeneratorRef,
   PairProvenance,
   PairScores,
-  VerifyDatasetOptions,
 } from './contracts/dataset-manifest';
-export { readRunManifest, runContract, runManifestSchema, writeRunManifest } from './contracts/run-manifest';
+export { buildDatasetManifest, listReferenceImages, verifyDatasetManifest } from './contracts/dataset-files';
+export type { BuildDatasetManifestOptions, DatasetProblem, DatasetProgress, VerifyDatasetOptions } from './contracts/dataset-files';
+export { runContract, runManifestSchema } from './contracts/run-manifest';
 export type { RunCheckpoint, RunError, RunManifest, RunStatus } from './contracts/run-manifest';
 
 export {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { withTempDir } from '@scenimefy/test-utils';
 
 import { sha256File } from './atomic-file';
-import { writeCheckpointManifest } from './contracts/checkpoint-manifest';
+import { writeCheckpointManifest } from './contracts/contract-files';
 import { float32Tensor, writeSafetensors } from './safetensors';
 import { detectWeightsFormat, readWeights, weightsFormatOf } from './weights-format';
 

@@ -8,7 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
-import { readCheckpointManifest } from './contracts/checkpoint-manifest';
+import { readCheckpointManifest } from './contracts/contract-files';
 import { InputError, ModelFormatError } from './errors';
 import { readSafetensors } from './safetensors';
 import type { TensorMap } from './tensor';
