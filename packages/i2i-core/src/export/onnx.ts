@@ -4,8 +4,8 @@
  * reference module, and H, W (and the batch) stay dynamic.
  */
 
-import { DTYPE_BYTES, ModelFormatError, UsageError, numel, tensorToFloat32 } from '@scenimefy/io';
-import type { TensorData, TensorMap } from '@scenimefy/io';
+import { DTYPE_BYTES, ModelFormatError, UsageError, numel, tensorToFloat32 } from '@scenimefy/io/core';
+import type { TensorData, TensorMap } from '@scenimefy/io/core';
 import { onnx } from 'onnx-proto';
 
 import { INSTANCE_NORM_EPS } from '../layers/instance-norm';

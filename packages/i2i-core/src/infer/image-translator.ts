@@ -15,8 +15,8 @@
  * const { image } = await translator.translateImage({ width, height, data: rgbBytes });
  * ```
  */
-import { InputError, NumericError, UsageError, imageToTensor, referenceResizeTarget, resizeImage, tensorToImage } from '@scenimefy/io';
-import type { RgbImage, TensorMap } from '@scenimefy/io';
+import { InputError, NumericError, UsageError, imageToTensor, referenceResizeTarget, resizeImage, tensorToImage } from '@scenimefy/io/core';
+import type { RgbImage, TensorMap } from '@scenimefy/io/core';
 
 import { createOnnxSession, runGenerator, type OnnxDevice, type OnnxSession } from './onnx-session';
 import type { OrtRuntime } from './ort-runtime';

@@ -3,7 +3,7 @@
  * create the session with typed errors, and run one NCHW float32 image through it. Browser-safe; the Node entry
  * adds files, onnxruntime-node and its CUDA checks (node-engine.ts).
  */
-import { BackendError, InputError, ModelFormatError, UsageError, isScenimefyError } from '@scenimefy/io';
+import { BackendError, InputError, ModelFormatError, UsageError, isScenimefyError } from '@scenimefy/io/core';
 
 import type { OrtInferenceSession, OrtRuntime, OrtSessionOptions, OrtValueMap } from './ort-runtime';
 import { float32Output } from './ort-runtime';

@@ -11,8 +11,8 @@
  * last head pass and conv 22 in the tail passes. So at most three quarter-resolution activations are held
  * (398 MB at 1080×1920 with ngf 64), plus one tile's working set.
  */
-import { InputError, ModelFormatError, UsageError, tensorToFloat32 } from '@scenimefy/io';
-import type { TensorData, TensorMap } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, tensorToFloat32 } from '@scenimefy/io/core';
+import type { TensorData, TensorMap } from '@scenimefy/io/core';
 
 import { validatedGeneratorStateDict } from '../export/onnx';
 import { INSTANCE_NORM_EPS } from '../layers/instance-norm';

@@ -10,8 +10,8 @@
  * const translator = await createImageTranslator(ort, model);
  * ```
  */
-import { ModelFormatError, parseSafetensors, parseTorchCheckpoint, stateDictFromCheckpoint, weightsFormatOf } from '@scenimefy/io';
-import type { TensorMap } from '@scenimefy/io';
+import { ModelFormatError, parseWeights, weightsFormatOf } from '@scenimefy/io/core';
+import type { TensorMap } from '@scenimefy/io/core';
 
 import { exportGeneratorOnnx, generatorStateDictFromOnnx } from '../export/onnx';
 import type { GeneratorOnnxOptions } from '../export/onnx';
@@ -71,10 +71,8 @@ export function generatorModelFromBytes(
   if (format === 'onnx') {
     return { format, stateDict: generatorStateDictFromOnnx(data, name), onnx: data, description: name };
   }
-  let tensors: TensorMap;
-  if (format === 'safetensors') tensors = parseSafetensors(data, name).tensors;
-  else if (format === 'pytorch') tensors = stateDictFromCheckpoint(parseTorchCheckpoint(data, name), name);
-  else throw new ModelFormatError('not a model file (expected .pth/.pt, .safetensors or .onnx)', { file: name });
+  if (format === undefined) throw new ModelFormatError('not a model file (expected .pth/.pt, .safetensors or .onnx)', { file: name });
+  const { tensors } = parseWeights(data, name);
   const stateDict = generatorStateDictOf(tensors, name);
   return { format, stateDict, onnx: exportGeneratorOnnx(stateDict, { ...options.export, source: name }), description: name };
 }

@@ -6,7 +6,7 @@
  * reading the manifest file and the environment (`SCENIMEFY_MODEL_MANIFEST`, `SCENIMEFY_MODEL_BASE_URL`) is the
  * Node side's (model-registry-env.ts).
  */
-import { UsageError, ContractError } from '@scenimefy/io';
+import { UsageError, ContractError } from '@scenimefy/io/core';
 
 /**
  * What a registry file is for:

@@ -8,8 +8,8 @@
  * reference's `nn.Sequential`, so `model.<i>.*` keys mean the same as in PyTorch.
  */
 import type { Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 import { instanceNorm2d } from '../layers/instance-norm';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER, DOWNSAMPLE_FILTER_SIZE, blurDownsample } from './blur';

@@ -10,8 +10,8 @@
  * encoder tap indices (`encode(x, [0, 4, 8, 12, 16])`) mean the same as in PyTorch.
  */
 import type { Tensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 import { instanceNorm2d } from '../layers/instance-norm';
 import { reflectPad2d } from '../layers/reflect-pad';
 import type { Tf } from '../layers/tf';

@@ -16,8 +16,8 @@
  * parity with the reference goes through injected ids, as in the fixtures.
  */
 import type { Tensor, Tensor2D, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 import { SeededRng, splitmix32 } from '../seeded-rng';
 import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './tensor-types';

@@ -2,8 +2,8 @@
  * State-dict plumbing shared by the TF.js networks: PyTorch key prefixes, shape checks, dtype conversion and the
  * OIHW ↔ HWIO conv weight layouts (PyTorch stores OIHW; TF.js convolves with HWIO).
  */
-import { ModelFormatError, numel, tensorToFloat32 } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { ModelFormatError, numel, tensorToFloat32 } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 
 import type { Variable } from '@tensorflow/tfjs-core';
 

@@ -7,7 +7,7 @@
  * are inputs too, as they come from earlier passes over the whole image. Weights are initializers, so
  * onnxruntime pre-packs them.
  */
-import { BackendError, UsageError } from '@scenimefy/io';
+import { BackendError, UsageError } from '@scenimefy/io/core';
 
 import { INSTANCE_NORM_EPS } from '../../layers/instance-norm';
 import {
