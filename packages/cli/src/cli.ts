@@ -80,6 +80,11 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       positiveInt('--max-pixels'),
     )
     .option(
+      '--max-memory <GiB>',
+      'refuse, before decoding, an image whose translation is estimated to need more memory than this (default 16; README: Limits)',
+      positiveInt('--max-memory'),
+    )
+    .option(
       '--tile <mode>',
       "exact tiled inference, same result in bounded memory: 'auto' (tiles of 128 px above 512×768 = 393,216 pixels), 'off', or a tile size in pixels (multiple of 4)",
       parseTile,

@@ -78,6 +78,8 @@ export {
 } from './infer/image-translator';
 export type { GeneratorModel, ImageTranslateOptions, ImageTranslatorOptions, TileSetting, TranslateResult } from './infer/image-translator';
 export { Translator } from './infer/translator';
+export { DEFAULT_TRANSLATE_MEMORY_BUDGET, estimateTranslateMemory, maxTranslatePixels } from './infer/memory-estimate';
+export type { TranslateMemoryEstimate, TranslateMemoryOptions } from './infer/memory-estimate';
 export type { TranslateOptions, TranslatorOptions } from './infer/translator';
 export { generatorFileFormat, generatorModelFromBytes, generatorStateDictOf } from './models/model-bytes';
 export type { GeneratorFileFormat, GeneratorFromBytes, GeneratorFromBytesOptions } from './models/model-bytes';

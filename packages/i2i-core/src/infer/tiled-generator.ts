@@ -164,17 +164,17 @@ export async function createTiledGenerator(
       if (input.length !== n * c * h * w) {
         throw new InputError(`generator input has ${input.length} values, shape [${shape.join(', ')}] needs ${n * c * h * w}`);
       }
-      const output = new Float32Array(input.length);
       const plane = c * h * w;
-      for (let i = 0; i < n; i++) {
-        const image: Region = {
-          data: input.subarray(i * plane, (i + 1) * plane),
-          channels: 3,
-          rows: { start: 0, end: h },
-          cols: { start: 0, end: w },
-        };
-        output.set(await generateImage(passes, image, tileSize, ngf), i * plane);
-      }
+      const image = (i: number): Region => ({
+        data: input.subarray(i * plane, (i + 1) * plane),
+        channels: 3,
+        rows: { start: 0, end: h },
+        cols: { start: 0, end: w },
+      });
+      // One image (what the translator runs) returns its result buffer as it is: no second output-sized copy.
+      if (n === 1) return generateImage(passes, image(0), tileSize, ngf);
+      const output = new Float32Array(input.length);
+      for (let i = 0; i < n; i++) output.set(await generateImage(passes, image(i), tileSize, ngf), i * plane);
       return output;
     },
     async dispose() {

@@ -11,7 +11,11 @@
  * await translator.dispose();
  * ```
  */
+import { promises as fsp } from 'node:fs';
+
 import {
+  DEFAULT_MAX_PIXELS,
+  InputError,
   UsageError,
   decodeImage,
   encodeImage,
@@ -26,17 +30,25 @@ import {
 import {
   ImageTranslator,
   checkTileSetting,
+  modelInputSize,
   type ImageTranslateOptions,
   type ImageTranslatorOptions,
   type TranslateResult,
 } from './image-translator';
+import { DEFAULT_TRANSLATE_MEMORY_BUDGET, estimateTranslateMemory, type TranslateMemoryEstimate } from './memory-estimate';
 import { resolveModel, type ResolveModelOptions, type ResolvedModel } from './model-source';
 import { nodeOrtRuntime } from './node-runtime';
 
 export { DEFAULT_TILE_PIXEL_BUDGET, MIN_MODEL_SIDE } from './image-translator';
 export type { TileSetting, TranslateResult } from './image-translator';
 
-export interface TranslatorOptions extends ResolveModelOptions, ImageTranslatorOptions {}
+export interface TranslatorOptions extends ResolveModelOptions, ImageTranslatorOptions {
+  /**
+   * Refuse, before decoding, an image whose translation is estimated to need more memory than this many bytes
+   * (estimateTranslateMemory; default DEFAULT_TRANSLATE_MEMORY_BUDGET, 16 GiB; `Infinity` turns the check off).
+   */
+  maxMemory?: number;
+}
 
 export interface TranslateOptions extends ImageTranslateOptions {
   /** Options for decoding when the input is a path or bytes (EXIF orientation, pixel limit, alpha, file name). */
@@ -49,14 +61,19 @@ export class Translator {
   private constructor(
     readonly model: ResolvedModel,
     private readonly images: ImageTranslator,
+    private readonly maxMemory: number,
   ) {}
 
   /** Load a generator once (see resolveModel for what `model` may be; undefined = the default model). */
   static async load(model?: string, options: TranslatorOptions = {}): Promise<Translator> {
     const tile = checkTileSetting(options.tile);
+    const maxMemory = options.maxMemory ?? DEFAULT_TRANSLATE_MEMORY_BUDGET;
+    if (!(maxMemory === Infinity || (Number.isFinite(maxMemory) && maxMemory > 0))) {
+      throw new UsageError(`maxMemory must be a positive number of bytes or Infinity, got ${maxMemory}`);
+    }
     const resolved = await resolveModel(model, options);
     const images = await ImageTranslator.create(nodeOrtRuntime(), resolved, { ...options, tile });
-    return new Translator(resolved, images);
+    return new Translator(resolved, images, maxMemory);
   }
 
   /** Whether an image of `width`×`height` model pixels runs in tiles under the current setting. */
@@ -64,15 +81,29 @@ export class Translator {
     return this.images.usesTiles(width, height);
   }
 
+  /** The estimated peak memory of translating a decoded `width`×`height` image with this model and these options. */
+  estimateMemory(width: number, height: number, options: Pick<TranslateOptions, 'maxSide'> = {}): TranslateMemoryEstimate {
+    const model = modelInputSize(width, height, options.maxSide);
+    const ngf = this.model.stateDict.get('model.1.weight')?.shape[0] ?? 64;
+    return estimateTranslateMemory(width, height, { model, ngf, tiled: this.usesTiles(model.width, model.height) });
+  }
+
   /** Translate a decoded image. */
   async translateImage(img: RgbImage, options: TranslateOptions = {}): Promise<TranslateResult> {
     this.assertLive();
+    this.assertFitsMemory(img.width, img.height, options, img.source?.file);
     return this.images.translateImage(img, options);
   }
 
   /** Decode a file path or encoded bytes, then translate. */
   async translate(input: string | Uint8Array, options: TranslateOptions = {}): Promise<TranslateResult> {
     this.assertLive();
+    // The memory check runs on the size in the header, before the image is decoded; an image over the decoder's
+    // pixel limit is left to the decoder, which refuses it from the header with its own message.
+    const size = await imageHeaderSize(input);
+    const decodeLimit = options.decode?.maxPixels ?? DEFAULT_MAX_PIXELS;
+    if (size !== undefined && size.width * size.height <= decodeLimit)
+      this.assertFitsMemory(size.width, size.height, options, typeof input === 'string' ? input : options.decode?.file);
     const img = await decodeImage(input, options.decode);
     return this.translateImage(img, options);
   }
@@ -109,5 +140,45 @@ export class Translator {
 
   private assertLive(): void {
     if (this.disposed) throw new UsageError('this Translator has been disposed');
+  }
+
+  /** InputError naming the file when the image's estimated peak memory is over the budget (issue 12 #7). */
+  private assertFitsMemory(width: number, height: number, options: TranslateOptions, file: string | undefined): void {
+    if (this.maxMemory === Infinity) return;
+    let estimate: TranslateMemoryEstimate;
+    try {
+      estimate = this.estimateMemory(width, height, options);
+    } catch {
+      return; // a size or option the translation itself refuses, with its own message
+    }
+    if (estimate.bytes <= this.maxMemory) return;
+    const how = estimate.tiled ? 'in tiles' : 'as one image (--tile off)';
+    const scaled =
+      estimate.model.width !== width || estimate.model.height !== height
+        ? ` (run at ${estimate.model.width}×${estimate.model.height})`
+        : '';
+    const advice = estimate.tiled ? 'downscale it with --max-side' : 'let it run in tiles (--tile auto) or downscale it with --max-side';
+    throw new InputError(
+      `${width}×${height} pixels${scaled} would need about ${gib(estimate.bytes)} GiB to translate ${how} with this model (ngf ${estimate.ngf}), ` +
+        `more than the limit of ${gib(this.maxMemory)} GiB; ${advice}, or raise the limit (maxMemory; --max-memory in the CLI)`,
+      file !== undefined ? { file } : {},
+    );
+  }
+}
+
+function gib(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(1);
+}
+
+/** Width and height from an image's header (sharp reads no pixel data for it), or undefined when it cannot tell. */
+async function imageHeaderSize(input: string | Uint8Array): Promise<{ width: number; height: number } | undefined> {
+  try {
+    // Only a regular file: opening a FIFO would block. Anything else is decodeImage's to report.
+    if (typeof input === 'string' && !(await fsp.stat(input)).isFile()) return undefined;
+    const sharp = require('sharp') as typeof import('sharp');
+    const { width, height } = await sharp(input, { limitInputPixels: false }).metadata();
+    return width > 0 && height > 0 ? { width, height } : undefined;
+  } catch {
+    return undefined;
   }
 }
