@@ -23,7 +23,7 @@ import type { OrtRuntime } from './ort-runtime';
 import { createTiledGenerator, type TiledGenerator } from './tiled-generator';
 
 /** Above this many model-input pixels, 'auto' tiling runs the image in tiles (exactly; see tiled-generator.ts). */
-// Whole-image onnxruntime needs ≈ 61·ngf bytes per pixel (3.0 GB measured at 1024² for ngf 64), tiles ≈ 3.75·ngf + 40
+// Whole-image onnxruntime needs ≈ 61·ngf bytes per pixel (3.0 GB measured at 1024² for ngf 64), tiles ≈ 4·ngf + 48
 // (memory-estimate.ts) but take ≈ 1.5× longer. Above this budget memory wins.
 export const DEFAULT_TILE_PIXEL_BUDGET = 512 * 768;
 /** Smallest side the generator runs at: two ×2 downsamplings, then reflect padding of 1 needs ≥ 2 pixels. */
