@@ -130,6 +130,7 @@ export class ImageTranslator {
 
   /** Translate a decoded image. */
   async translateImage(img: RgbImage, options: ImageTranslateOptions = {}): Promise<TranslateResult> {
+    this.assertLive();
     const input = { width: img.width, height: img.height };
     let work = img;
     const capped = cappedSize(img.width, img.height, options.maxSide);
@@ -181,14 +182,18 @@ export class ImageTranslator {
     );
   }
 
-  private async session(): Promise<OnnxSession> {
+  private assertLive(): void {
     if (this.disposed) throw new UsageError('this ImageTranslator has been disposed');
+  }
+
+  private async session(): Promise<OnnxSession> {
+    this.assertLive();
     this.whole ??= await createOnnxSession(this.runtime, this.model.onnx, { threads: this.options.threads, device: this.options.device });
     return this.whole;
   }
 
   private async tiled(): Promise<TiledGenerator> {
-    if (this.disposed) throw new UsageError('this ImageTranslator has been disposed');
+    this.assertLive();
     if (!this.tiledRunner) {
       const tile = this.tile;
       this.tiledRunner = await createTiledGenerator(this.runtime, this.model.stateDict, {
