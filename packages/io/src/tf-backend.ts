@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { BackendError, UsageError } from './errors';
+import { BackendError, UsageError, capText, quoteValue } from './errors';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type KernelBackend = import('@tensorflow/tfjs-core').KernelBackend;
@@ -176,14 +176,16 @@ async function loadTfNow(options: LoadTfOptions): Promise<TfLoadResult> {
 function resolvePreference(prefer: BackendPreference | undefined): { preference: BackendPreference; source: string } {
   if (prefer !== undefined) {
     if (!isPreference(prefer)) {
-      throw new UsageError(`loadTf: unknown backend "${String(prefer)}"; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
+      throw new UsageError(`loadTf: unknown backend ${quoteValue(String(prefer))}; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
     }
     return { preference: prefer, source: `prefer: '${prefer}'` };
   }
   const fromEnv = process.env[BACKEND_ENV_VAR];
   if (fromEnv !== undefined && fromEnv !== '') {
     if (!isPreference(fromEnv)) {
-      throw new UsageError(`${BACKEND_ENV_VAR}=${fromEnv} is not a backend; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
+      throw new UsageError(
+        `${BACKEND_ENV_VAR}=${capText(fromEnv)} is not a backend; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`,
+      );
     }
     return { preference: fromEnv, source: `${BACKEND_ENV_VAR}=${fromEnv}` };
   }
@@ -424,5 +426,5 @@ function firstLine(error: unknown): string {
       : typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string'
         ? (error as { message: string }).message
         : String(error);
-  return message.trim().split('\n')[0]?.trim() ?? '';
+  return capText(message.trim().split('\n')[0]?.trim() ?? '');
 }

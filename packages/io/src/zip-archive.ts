@@ -13,7 +13,7 @@
 import { Inflate } from 'fflate';
 
 import { crc32 } from './crc32';
-import { ModelFormatError } from './errors';
+import { ModelFormatError, capText, quoteValue } from './errors';
 
 export interface ZipMember {
   readonly name: string;
@@ -133,8 +133,8 @@ export function openZipArchive(bytes: Uint8Array, file: string, options: ZipOpen
         if (id === ZIP64_EXTRA_ID) {
           let p = e + 4;
           const take = (what: string): number => {
-            if (p + 8 > e + 4 + length) fail(`corrupt zip archive (member "${name}": Zip64 field ${what} missing)`);
-            const v = u64(p, `member "${name}" ${what}`);
+            if (p + 8 > e + 4 + length) fail(`corrupt zip archive (member ${quoteValue(name)}: Zip64 field ${what} missing)`);
+            const v = u64(p, `member ${quoteValue(name)} ${what}`);
             p += 8;
             return v;
           };
@@ -146,48 +146,49 @@ export function openZipArchive(bytes: Uint8Array, file: string, options: ZipOpen
         }
         e += 4 + length;
       }
-      if (!found) fail(`corrupt zip archive (member "${name}" lacks its Zip64 extra field)`);
+      if (!found) fail(`corrupt zip archive (member ${quoteValue(name)} lacks its Zip64 extra field)`);
     }
-    if (members.has(name)) fail(`corrupt zip archive (member "${name}" appears twice)`);
+    if (members.has(name)) fail(`corrupt zip archive (member ${quoteValue(name)} appears twice)`);
     members.set(name, Object.freeze({ name, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset }));
     at = next;
   }
 
   const read = (member: ZipMember): Uint8Array => {
     const { name } = member;
-    if (member.flags & FLAG_ENCRYPTED) fail(`zip member "${name}" is encrypted`);
+    if (member.flags & FLAG_ENCRYPTED) fail(`zip member ${quoteValue(name)} is encrypted`);
     const header = member.localHeaderOffset;
-    if (header + 30 > size) fail(`truncated zip archive (member "${name}" starts past the end of the file)`);
-    if (u32(header) !== SIG_LOCAL) fail(`corrupt zip archive (member "${name}" has no local header)`);
+    if (header + 30 > size) fail(`truncated zip archive (member ${quoteValue(name)} starts past the end of the file)`);
+    if (u32(header) !== SIG_LOCAL) fail(`corrupt zip archive (member ${quoteValue(name)} has no local header)`);
     // The local header's own name/extra lengths count: PyTorch pads the local extra field to align data.
     const dataStart = header + 30 + u16(header + 26) + u16(header + 28);
     const dataEnd = dataStart + member.compressedSize;
     if (dataEnd > size) {
-      fail(`truncated zip archive (member "${name}" ends at byte ${dataEnd} of a ${size}-byte file)`);
+      fail(`truncated zip archive (member ${quoteValue(name)} ends at byte ${dataEnd} of a ${size}-byte file)`);
     }
     const raw = bytes.subarray(dataStart, dataEnd);
     let data: Uint8Array;
     if (member.method === METHOD_STORED) {
       if (member.compressedSize !== member.uncompressedSize) {
-        fail(`corrupt zip archive (stored member "${name}" has different compressed and uncompressed sizes)`);
+        fail(`corrupt zip archive (stored member ${quoteValue(name)} has different compressed and uncompressed sizes)`);
       }
       data = raw;
     } else if (member.method === METHOD_DEFLATED) {
       if (member.uncompressedSize > maxInflatedBytes) {
-        fail(`zip member "${name}" inflates to ${member.uncompressedSize} bytes, more than the limit of ${maxInflatedBytes}`);
+        fail(`zip member ${quoteValue(name)} inflates to ${member.uncompressedSize} bytes, more than the limit of ${maxInflatedBytes}`);
       }
       const inflated = inflateBounded(raw, member.uncompressedSize);
-      if (typeof inflated === 'string') return fail(`corrupt zip archive (member "${name}" does not inflate: ${inflated})`);
+      if (typeof inflated === 'string')
+        return fail(`corrupt zip archive (member ${quoteValue(name)} does not inflate: ${capText(inflated)})`);
       if (inflated.byteLength !== member.uncompressedSize) {
         const got = inflated.byteLength > member.uncompressedSize ? 'more than its declared' : `${inflated.byteLength} bytes, expected`;
-        fail(`corrupt zip archive (member "${name}" inflates to ${got} ${member.uncompressedSize})`);
+        fail(`corrupt zip archive (member ${quoteValue(name)} inflates to ${got} ${member.uncompressedSize})`);
       }
       data = inflated;
     } else {
-      return fail(`zip member "${name}" uses unsupported compression method ${member.method}`);
+      return fail(`zip member ${quoteValue(name)} uses unsupported compression method ${member.method}`);
     }
     if (verifyCrc && crc32(data) !== member.crc32) {
-      fail(`corrupt zip archive (member "${name}" fails its CRC-32 check)`);
+      fail(`corrupt zip archive (member ${quoteValue(name)} fails its CRC-32 check)`);
     }
     return data;
   };
