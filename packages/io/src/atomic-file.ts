@@ -3,10 +3,11 @@
  * target, and the folder is fsynced. A crash at any moment leaves the old file or the new one, never a torn one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
 import { InputError } from './errors';
+import { openRegularFile } from './regular-file';
 
 export interface AtomicWriteOptions {
   /** File mode of the new file (default 0o644). */
@@ -119,8 +120,11 @@ export function sha256Hex(data: Uint8Array | string): string {
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   try {
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    const handle = await openRegularFile(file, 'file to hash');
+    // The stream closes the handle when it ends or fails.
+    for await (const chunk of handle.createReadStream()) hash.update(chunk as Buffer);
   } catch (error) {
+    if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
     throw new InputError(`cannot read (${code})`, { file, cause: error });
   }
