@@ -12,6 +12,7 @@ export {
   CONTRACTS,
   ContractError,
   DTYPE_BYTES,
+  ERROR_MESSAGE_MAX_CHARS,
   EXIT_CODES,
   InputError,
   IntegrityError,
@@ -22,11 +23,14 @@ export {
   PACKAGE_NAME,
   PACKAGE_VERSION,
   PICKLE_LIMITS,
+  QUOTED_VALUE_MAX_CHARS,
   SAFETENSORS_MAX_HEADER_BYTES,
   ScenimefyError,
   TORCH_CHECKPOINT_MAX_BYTES,
+  TORCH_CHECKPOINT_MAX_INFLATED_BYTES,
   UsageError,
   artifactHeader,
+  capText,
   checkpointContract,
   checkpointManifestSchema,
   contractIssues,
@@ -43,12 +47,14 @@ export {
   isScenimefyError,
   isTorchCheckpoint,
   isTorchTensor,
+  joinCapped,
   numel,
   olderContractVersion,
   parseContract,
   parseSafetensors,
   parseTorchCheckpoint,
   parseWeights,
+  quoteValue,
   referenceResizeTarget,
   relativePathSchema,
   resizeImage,
@@ -119,6 +125,7 @@ export type {
 export { fsyncDir, produceFileAtomic, sha256File, sha256Hex, tempPathFor, writeFileAtomic } from './atomic-file';
 export type { AtomicWriteOptions } from './atomic-file';
 
+export { assertRegularFile, describeFileKind } from './regular-file';
 export { readSafetensors, writeSafetensors } from './safetensors-file';
 export { readTorchCheckpoint, readTorchStateDict } from './torch-checkpoint-file';
 export { detectWeightsFormat, readWeights } from './weights-file';

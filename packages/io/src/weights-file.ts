@@ -11,7 +11,7 @@ import { assertRegularFile, danglingLinkError, openRegularFile } from './regular
 import { readSafetensors } from './safetensors-file';
 import { stateDictFromCheckpoint } from './torch-checkpoint';
 import { readTorchCheckpoint } from './torch-checkpoint-file';
-import { type LoadedWeights, type WeightsFormat, weightsFormatOf } from './weights-format';
+import { type LoadedWeights, type ParseWeightsOptions, type WeightsFormat, weightsFormatOf } from './weights-format';
 
 /** The format of `file` from its first 16 bytes; InputError when it cannot be read. */
 export async function detectWeightsFormat(file: string): Promise<WeightsFormat | undefined> {
@@ -35,7 +35,7 @@ export async function detectWeightsFormat(file: string): Promise<WeightsFormat |
  * `key` picks the state dict inside a nested checkpoint such as a StyleGAN2 `.pt`), or a scenimefy-checkpoint
  * folder (its `weights.safetensors`, names prefixed by network).
  */
-export async function readWeights(file: string, options: { key?: string } = {}): Promise<LoadedWeights> {
+export async function readWeights(file: string, options: ParseWeightsOptions = {}): Promise<LoadedWeights> {
   const stat = await fsp.stat(file).catch(async (error: NodeJS.ErrnoException) => {
     const dangling = error.code === 'ENOENT' ? await danglingLinkError(file, 'weights', error) : undefined;
     throw (
@@ -56,7 +56,8 @@ export async function readWeights(file: string, options: { key?: string } = {}):
     return { kind, file, tensors, metadata };
   }
   if (kind === 'pytorch') {
-    return { kind, file, tensors: stateDictFromCheckpoint(await readTorchCheckpoint(file), file, { key: options.key }), metadata: {} };
+    const checkpoint = await readTorchCheckpoint(file, { maxInflatedBytes: options.maxInflatedBytes, limits: options.limits });
+    return { kind, file, tensors: stateDictFromCheckpoint(checkpoint, file, { key: options.key }), metadata: {} };
   }
   throw new ModelFormatError('not a weights file (expected safetensors, a PyTorch .pth/.pt, or a checkpoint folder)', { file });
 }
