@@ -7,6 +7,7 @@ import sharp from 'sharp';
 
 import { InputError, UsageError, capText, quoteValue } from './errors';
 import type { ImageSource, RgbImage } from './image';
+import { jpegShortfall } from './jpeg-scan';
 import { openRegularFile } from './regular-file';
 
 /** sharp's own default: 0x3FFF × 0x3FFF pixels. */
@@ -143,6 +144,7 @@ function checkOptions(options: DecodeImageOptions): number {
  *   `x.jpg: no such file`, `dir: is a folder, not an image file`,
  *   `big.png: 100000×100000 pixels exceeds the decode limit of 268402689 pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it`,
  *   `photo.jpg: not a decodable image (truncated JPEG data)`,
+ *   `tiny.jpg: not a decodable image (truncated JPEG data: 16000×16000 pixels need at least 500000 bytes of scan data, the file holds 420)`,
  *   `empty.png: not a decodable image (empty file)`, `notes.png: not a decodable image (unrecognised format; …)`,
  *   `scan.bmp: unsupported format BMP (sharp cannot decode it; convert it to PNG or JPEG)`.
  *
@@ -173,6 +175,10 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeIma
   if (meta.format === 'heif' && meta.compression === 'hevc') {
     throw new InputError('unsupported format HEIC (HEVC-coded HEIF; sharp decodes AVIF only; convert it to JPEG)', { file });
   }
+  // SPEC-free hardening (issue 12 #7): libjpeg fills a scan that ends early with grey, so a tiny file claiming a
+  // huge frame would decode into that many pixels; refuse it from its structure before decoding anything.
+  const shortfall = meta.format === 'jpeg' ? jpegShortfall(bytes) : undefined;
+  if (shortfall !== undefined) throw new InputError(`not a decodable image (truncated JPEG data: ${shortfall})`, { file });
   const pixels = meta.width * meta.height;
   if (pixels > maxPixels) {
     throw new InputError(
