@@ -122,8 +122,16 @@ export type {
 } from './core';
 
 // Node only: files, sharp, native backends.
-export { fsyncDir, produceFileAtomic, sha256File, sha256Hex, tempPathFor, writeFileAtomic } from './atomic-file';
-export type { AtomicWriteOptions } from './atomic-file';
+export {
+  fsyncDir,
+  produceFileAtomic,
+  removeStaleTempFiles,
+  sha256File,
+  sha256Hex,
+  tempPathFor,
+  writeFileAtomic,
+} from './atomic-file';
+export type { AtomicWriteOptions, RemoveStaleTempFilesOptions } from './atomic-file';
 
 export { assertRegularFile, describeFileKind } from './regular-file';
 export { readSafetensors, writeSafetensors } from './safetensors-file';
