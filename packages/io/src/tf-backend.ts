@@ -246,8 +246,11 @@ async function prepareNative(candidate: BackendCandidate, tf: Tf, installed: Ins
     };
   }
   try {
-    // TensorFlow's C++ start-up banners (oneDNN, CPU features) would land on the user's terminal; keep errors only,
-    // unless the user asked for a log level.
+    // TensorFlow's C++ start-up banners (CPU features, …) would land on the user's terminal; keep errors only,
+    // unless the user asked for a log level. Set before the require: the library reads it as it loads. Two lines
+    // come from static initialisers before any setting reaches absl's logger (its "before absl::InitializeLog()"
+    // warning and the oneDNN notice); only TF_ENABLE_ONEDNN_OPTS=0 stops them, which also turns oneDNN's kernels
+    // off and changes results, so that stays the user's choice (tf-backend.stderr.test.ts).
     process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
     // Importing it loads the addon, registers 'tensorflow' and makes it active.
     require(installed.package);
