@@ -4,6 +4,7 @@
  */
 import type { promises as fsp } from 'node:fs';
 
+import './crc32-node';
 import { InputError, ModelFormatError } from './errors';
 import { openRegularFile } from './regular-file';
 import type { TensorMap } from './tensor';

@@ -5,14 +5,14 @@
  *
  * Hand-written rather than yauzl because yauzl hands member data out only as streams: every tensor would be
  * re-assembled into a fresh buffer, doubling the memory of a checkpoint, and the central directory is a few
- * fixed-layout records. DEFLATED members are inflated with fflate (browser-safe) into a buffer of their declared
- * size, fed a slice at a time so that a stream inflating past that size stops at once (a zip bomb costs neither
- * memory nor time beyond the declared size).
+ * fixed-layout records. DEFLATED members are inflated with fflate (browser-safe), fed a slice at a time into a
+ * buffer of at most their declared size, so that a stream inflating past that size stops at once (a zip bomb costs
+ * neither memory nor time beyond the declared size); what to inflate at all is the caller's decision.
  */
 
 import { Inflate } from 'fflate';
 
-import { crc32 } from './crc32';
+import { memberCrc32 } from './crc32';
 import { ModelFormatError, capText, quoteValue } from './errors';
 
 export interface ZipMember {
@@ -187,7 +187,7 @@ export function openZipArchive(bytes: Uint8Array, file: string, options: ZipOpen
     } else {
       return fail(`zip member ${quoteValue(name)} uses unsupported compression method ${member.method}`);
     }
-    if (verifyCrc && crc32(data) !== member.crc32) {
+    if (verifyCrc && memberCrc32(data) !== member.crc32) {
       fail(`corrupt zip archive (member ${quoteValue(name)} fails its CRC-32 check)`);
     }
     return data;
@@ -195,6 +195,9 @@ export function openZipArchive(bytes: Uint8Array, file: string, options: ZipOpen
 
   return Object.freeze({ members, read });
 }
+
+/** The most DEFLATE can expand: 258 bytes from a 2-bit length code and a 1-bit distance code, about 1032:1. */
+const MAX_DEFLATE_RATIO = 1032;
 
 /** Compressed bytes handed to the inflater at a time: bounds what one step can produce to ~1032× this (~16 MiB). */
 const INFLATE_STEP_BYTES = 16 * 1024;
@@ -204,10 +207,18 @@ const INFLATE_STEP_BYTES = 16 * 1024;
  * stream holds more, and the inflating stops there), or the decoder's complaint for a corrupt stream.
  */
 function inflateBounded(raw: Uint8Array, expected: number): Uint8Array | string {
-  const out = new Uint8Array(expected + 1);
+  // DEFLATE expands at most 1032:1, so a header declaring more than that is not believed for the first allocation;
+  // the buffer grows (up to the declared size) only if the data really comes.
+  const limit = expected + 1;
+  let out = new Uint8Array(Math.min(limit, MAX_DEFLATE_RATIO * raw.byteLength + 1));
   let filled = 0;
   let overflow = false;
   const inflater = new Inflate((chunk) => {
+    if (filled + chunk.byteLength > out.byteLength && out.byteLength < limit) {
+      const grown = new Uint8Array(Math.min(limit, Math.max(2 * out.byteLength, filled + chunk.byteLength)));
+      grown.set(out.subarray(0, filled));
+      out = grown;
+    }
     const room = out.byteLength - filled;
     out.set(chunk.byteLength <= room ? chunk : chunk.subarray(0, room), filled);
     filled += Math.min(chunk.byteLength, room);
