@@ -1,6 +1,6 @@
 /**
  * Seeded mutation fuzzing of the weight readers (issue 12, "Done when"): thousands of variants of the reference
- * fixtures — a zip `.pth`, a legacy `.pth` and a safetensors file — with flipped bits, truncations, inserted and
+ * fixtures — a zip `.pth` (as stored, and recompressed), a legacy `.pth` and a safetensors file — with flipped bits, truncations, inserted and
  * deleted runs, and length fields set to extreme values, most of them aimed at the structure (zip records, pickle
  * opcodes, the safetensors header) where a reader can go wrong. Every case must either parse or throw a
  * ScenimefyError (never a RangeError, TypeError or plain Error), and stay within the time and memory bounds below.
@@ -8,12 +8,13 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { describeIfFixture, referenceFixturePath } from '@scenimefy/test-utils';
+import { deflateMember, describeIfFixture, referenceFixturePath, torchZip } from '@scenimefy/test-utils';
 
 import { ScenimefyError } from './errors';
 import { parseSafetensors, tensorToFloat32 } from './safetensors';
 import type { TensorMap } from './tensor';
 import { parseTorchCheckpoint, stateDictFromCheckpoint } from './torch-checkpoint';
+import { openZipArchive } from './zip-archive';
 
 /** Per case, with a wide margin for a loaded 2-core machine: a case takes ~1–20 ms. */
 const MAX_CASE_MS = 2000;
@@ -252,6 +253,21 @@ describeIfFixture(
         'netG-ngf16.legacy.pth',
         fuzz('netG-ngf16.legacy.pth', base, legacyStructure(base), torchStateDict('netG-ngf16.legacy.pth'), 1000),
       );
+    });
+
+    it('zip .pth with DEFLATED members (as a recompressing tool writes them): 600 mutations', () => {
+      // torch.save stores members uncompressed; this copy exercises the inflating path (fflate, the size bounds).
+      // Members under 64 KB (data.pkl and most storages) are DEFLATED, the large ones stay STORED to keep cases fast.
+      const stored = i2i('netG-ngf16.pth');
+      const archive = openZipArchive(stored, 'netG-ngf16.pth');
+      const base = torchZip(
+        [...archive.members.values()].map((m) => {
+          const data = archive.read(m);
+          return data.byteLength < 65536 ? { name: m.name, deflated: deflateMember(data) } : { name: m.name, data };
+        }),
+      );
+      const name = 'netG-ngf16.deflated.pth';
+      report(name, fuzz(name, base, zipStructure(base), torchStateDict(name), 600));
     });
 
     it('safetensors: 1500 mutations', () => {
