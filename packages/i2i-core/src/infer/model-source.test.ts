@@ -164,10 +164,15 @@ describeIfFixture('i2i/netG-ngf16.pth', 'resolveModel', () => {
     const fifo = path.join(tmp.dir, 'model.pth');
     execFileSync('mkfifo', [fifo]);
     // Before the fix the first bytes were read from the pipe, which blocks until a writer comes: the test timed out.
-    await expect(resolveModel(fifo)).rejects.toThrow(new InputError('is a named pipe (FIFO), not a model file', { file: fifo }).message);
+    await expect(resolveModel(fifo)).rejects.toThrow(
+      new InputError('cannot read the model: is a FIFO (named pipe), not a regular file', { file: fifo }).message,
+    );
     const link = path.join(tmp.dir, 'zero.safetensors');
     await fsp.symlink('/dev/zero', link);
-    await expect(resolveModel(link)).rejects.toThrow(new InputError('is a character device, not a model file', { file: link }).message);
+    await expect(resolveModel(link)).rejects.toThrow(
+      new InputError('cannot read the model: is a symbolic link to "/dev/zero", a character device, not a regular file', { file: link })
+        .message,
+    );
   }, 10_000);
 
   it('downloads the default model once from a mirror, converts it to ONNX once, then works offline', async () => {

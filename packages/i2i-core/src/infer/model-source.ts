@@ -10,7 +10,15 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
-import { InputError, ModelFormatError, readRunManifest, readWeights, writeFileAtomic, type TensorMap } from '@scenimefy/io';
+import {
+  InputError,
+  ModelFormatError,
+  assertRegularFile,
+  readRunManifest,
+  readWeights,
+  writeFileAtomic,
+  type TensorMap,
+} from '@scenimefy/io';
 
 import { exportGeneratorOnnx, generatorStateDictFromOnnx } from '../export/onnx';
 import { generatorFileFormat, generatorModelFromBytes, generatorStateDictOf } from '../models/model-bytes';
@@ -63,7 +71,7 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
     };
   }
   // Only a regular file (links followed) is read: a FIFO would block the read forever, a device never ends.
-  if (!stat.isFile()) throw new InputError(`is ${fileKind(stat)}, not a model file`, { file: spec });
+  await assertRegularFile(spec, 'the model');
   const bytes = await fsp.readFile(spec).catch((error: NodeJS.ErrnoException) => {
     throw new InputError(`cannot read (${error.code ?? 'EIO'})`, { file: spec, cause: error });
   });
@@ -74,15 +82,6 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
   const model = generatorModelFromBytes(bytes, spec);
   // onnxruntime reads a user's .onnx itself; the bytes read here only gave the weights.
   return { kind: format, description: spec, file: spec, stateDict: model.stateDict, onnx: format === 'onnx' ? spec : model.onnx };
-}
-
-/** What a non-regular, non-folder path is, for messages. */
-function fileKind(stat: import('node:fs').Stats): string {
-  if (stat.isFIFO()) return 'a named pipe (FIFO)';
-  if (stat.isSocket()) return 'a socket';
-  if (stat.isCharacterDevice()) return 'a character device';
-  if (stat.isBlockDevice()) return 'a block device';
-  return 'not a regular file';
 }
 
 /** A folder with run.json and no checkpoint.json of its own: a training run, not a checkpoint. */

@@ -4,9 +4,7 @@
  * (training never does). The runtime it returns checks what only Node can before onnxruntime sees a model: that a
  * model path is a readable file, and that this build has a CUDA provider when one is asked for.
  */
-import { promises as fsp } from 'node:fs';
-
-import { BackendError, InputError } from '@scenimefy/io';
+import { BackendError, assertRegularFile } from '@scenimefy/io';
 
 import { firstLine } from './onnx-session';
 import type { OrtRuntime, OrtSessionOptions } from './ort-runtime';
@@ -45,7 +43,7 @@ export function nodeOrtRuntime(): NodeOrtRuntime {
     listSupportedBackends: ort.listSupportedBackends,
     InferenceSession: {
       create: (async (...args: unknown[]) => {
-        if (typeof args[0] === 'string') await assertReadableFile(args[0]);
+        if (typeof args[0] === 'string') await assertRegularFile(args[0], 'the ONNX model');
         const options = args.find((a): a is OrtSessionOptions => typeof a === 'object' && a !== null && 'executionProviders' in a);
         const cuda = options?.executionProviders?.some((ep) => (typeof ep === 'string' ? ep : ep.name) === 'cuda') ?? false;
         if (cuda) assertCudaListed(ort);
@@ -77,16 +75,5 @@ function assertCudaListed(ort: OnnxruntimeNode): void {
     throw new BackendError(
       `this onnxruntime-node build has no CUDA execution provider on ${process.platform}-${process.arch} (available: ${listed.join(', ')}); use device 'cpu'`,
     );
-  }
-}
-
-async function assertReadableFile(file: string): Promise<void> {
-  try {
-    const stat = await fsp.stat(file);
-    if (!stat.isFile()) throw new InputError('ONNX model path is not a file', { file });
-  } catch (error) {
-    if (error instanceof InputError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError(`cannot read ONNX model (${code})`, { file, cause: error });
   }
 }
