@@ -2,9 +2,9 @@
  * One training iteration of `semi_cut` against the PyTorch reference (fixtures/reference/i2i, README §6,
  * train.json): data-dependent init losses, optimize_parameters #1 (losses, then the D, D_p, F and F_s weights
  * after it, in full from train-step1.safetensors), and the losses of optimize_parameters #2 within a looser,
- * documented bound. The reference's patch ids are injected in draw order. Runs on cpu (wasm has no
- * Conv2DBackpropFilter) and on tfjs-node where it is installed. Options, names and tolerances come from
- * train.json.
+ * documented bound. The reference's patch ids are injected in draw order. The init losses run on cpu, and
+ * everything on the training backend: tfjs-node where it is installed, else wasm with the project's training
+ * kernels, so that no test here is ever skipped. Options, names and tolerances come from train.json.
  *
  * The fixture's generator update is wrong (torch 2.13 CPU's InstanceNorm backward on channels-last-strided
  * gradients, tools/reference-checks/instance_norm_strided_grad.py), so G after step 1 is not compared with it.
@@ -22,6 +22,7 @@ import { createPatchDiscriminator, inferDiscriminatorConfig } from '../networks/
 import { createResnetGenerator, loadGeneratorWeights } from '../networks/generator';
 import type { Float32TensorData } from '../networks/generator';
 import { createPatchSampleF } from '../networks/patch-sample';
+import { registerWasmTrainingKernels } from '../layers/wasm-training-kernels';
 import { oihwFromHwio } from '../networks/state-dict';
 import { SeededRng } from '../seeded-rng';
 import { createSemiCutModel, queuedPatchIds } from './semi-cut';
@@ -57,9 +58,21 @@ const LOSS_NAMES: Array<keyof SemiCutLosses> = [
   'G',
 ];
 
-const hasTfjsNode = availableBackends().some((b) => b.candidate === 'tfjs-node');
-const backends: BackendCandidate[] = ['cpu'];
-if (hasTfjsNode) backends.push('tfjs-node');
+/**
+ * Where the optimisation steps and the gradient check run: tfjs-node where it is installed, else wasm with the
+ * training kernels it lacks (`registerWasmTrainingKernels`, as the trainer registers them). tfjs-core's cpu kernels
+ * take minutes for one backward pass of this model on 2 cores, so the cpu backend reproduces the forward-only
+ * init losses only.
+ */
+const TRAINING_BACKEND: BackendCandidate = availableBackends().some((b) => b.candidate === 'tfjs-node') ? 'tfjs-node' : 'wasm';
+const backends: BackendCandidate[] = ['cpu', TRAINING_BACKEND];
+
+/** `loadTf` for a backend of this file, with the wasm training kernels in place. */
+async function trainingTf(backend: BackendCandidate): Promise<Tf> {
+  const { tf } = await loadTf({ prefer: backend, require: true });
+  if (backend === 'wasm') registerWasmTrainingKernels(tf);
+  return tf;
+}
 
 /** The model options of the fixture run (train.json → effective_settings). */
 function fixtureOptions(fixture: ReferenceFixture) {
@@ -99,9 +112,8 @@ afterAll(() => {
 
 describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTorch', () => {
   describe.each(backends)('%s backend', (backend) => {
-    // tfjs-core's cpu kernels take minutes for one backward pass of this model on 2 cores, so the cpu run
-    // stops at the forward-only init losses; the steps run where tfjs-node is installed.
-    const stepIt = backend === 'cpu' ? it.skip : it;
+    // The steps are defined on the training backend only (see TRAINING_BACKEND), never skipped.
+    const steps = backend === TRAINING_BACKEND;
     let tf: Tf;
     let fixture: ReferenceFixture;
     let model: SemiCutModel;
@@ -130,7 +142,7 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
     };
 
     beforeAll(async () => {
-      ({ tf } = await loadTf({ prefer: backend, require: true }));
+      tf = await trainingTf(backend);
       fixture = await loadReferenceFixture('i2i', 'train', { tensorFile: 'train-io.safetensors' });
       guidance = fixture.sidecarValue('tolerance_guidance') as Record<string, string>;
       const initial = fixture.sidecarValue('initial_weights') as Record<string, string>;
@@ -178,20 +190,18 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
       compareLosses('init', losses, numberAfter('atol', text, 'init'), numberAfter('rtol', text, 'init'));
     }, 120_000);
 
-    stepIt(
-      'optimize_parameters #1 reproduces losses.step1 without leaking tensors',
-      () => {
-        const before = tf.memory().numTensors;
-        const losses = model.optimizeParameters(batch);
-        expect(tf.memory().numTensors).toBe(before);
-        const text = guidance['step1 losses'] as string;
-        compareLosses('step1', losses, numberAfter('atol', text, 'step1'), 0);
-        expect(model.optimizers.G.step).toBe(1);
-      },
-      120_000,
-    );
+    if (!steps) return;
 
-    stepIt('D, D_p, F and F_s weights after step 1 match train-step1.safetensors', async () => {
+    it('optimize_parameters #1 reproduces losses.step1 without leaking tensors', () => {
+      const before = tf.memory().numTensors;
+      const losses = model.optimizeParameters(batch);
+      expect(tf.memory().numTensors).toBe(before);
+      const text = guidance['step1 losses'] as string;
+      compareLosses('step1', losses, numberAfter('atol', text, 'step1'), 0);
+      expect(model.optimizers.G.step).toBe(1);
+    }, 120_000);
+
+    it('D, D_p, F and F_s weights after step 1 match train-step1.safetensors', async () => {
       const real = guidance['step1 weights, tensors with real gradient'] as string;
       const share = percentOf(real, 'step1 weights');
       const close = numberAfter('within', real, 'step1 weights', 0);
@@ -236,40 +246,36 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
     // terms are therefore held to the fixture's step-2 tolerance plus 5% of how far the fixture's own term moved
     // from step 1 to step 2 (observed on tfjs-node: at most 2.2% of it, D_fake, 2.3e-3 absolute; G_GAN is 3.5e-3
     // off, 0.8% of its move). The terms G does not enter (D_real, D_p_real) stay within the fixture's tolerance.
-    stepIt(
-      'optimize_parameters #2 stays near losses.step2 despite the different G update of step 1',
-      () => {
-        const text = guidance['step2 losses'] as string;
-        const atol = numberAfter('atol', text, 'step2');
-        const rtol = numberAfter('rtol', text, 'step2');
-        const before = tf.memory().numTensors;
-        const got = model.optimizeParameters(batch);
-        expect(tf.memory().numTensors).toBe(before);
-        const s1 = lossesOf('step1');
-        const s2 = lossesOf('step2');
-        const bad: string[] = [];
-        let worstShare = 0;
-        let worstName = '';
-        for (const name of LOSS_NAMES) {
-          const want = s2[name] as number;
-          const moved = Math.abs(want - (s1[name] as number));
-          const diff = Math.abs(got[name] - want);
-          const share = moved > 0 ? diff / moved : 0;
-          if (share > worstShare) [worstShare, worstName] = [share, name];
-          if (!(diff <= atol + rtol * Math.abs(want) + 0.05 * moved))
-            bad.push(`${name}: got ${got[name]}, reference ${want} (moved ${moved} from step 1)`);
-        }
-        for (const name of ['D_real', 'D_p_real'] as const) {
-          if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number)))
-            bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
-        }
-        reached.push(
-          `${backend} losses.step2: worst |Δ| is ${(100 * worstShare).toFixed(2)}% of the term's step-1→2 move (${worstName}), G off by ${Math.abs(got.G - (s2.G as number)).toExponential(2)}`,
-        );
-        expect(bad).toEqual([]);
-      },
-      120_000,
-    );
+    it('optimize_parameters #2 stays near losses.step2 despite the different G update of step 1', () => {
+      const text = guidance['step2 losses'] as string;
+      const atol = numberAfter('atol', text, 'step2');
+      const rtol = numberAfter('rtol', text, 'step2');
+      const before = tf.memory().numTensors;
+      const got = model.optimizeParameters(batch);
+      expect(tf.memory().numTensors).toBe(before);
+      const s1 = lossesOf('step1');
+      const s2 = lossesOf('step2');
+      const bad: string[] = [];
+      let worstShare = 0;
+      let worstName = '';
+      for (const name of LOSS_NAMES) {
+        const want = s2[name] as number;
+        const moved = Math.abs(want - (s1[name] as number));
+        const diff = Math.abs(got[name] - want);
+        const share = moved > 0 ? diff / moved : 0;
+        if (share > worstShare) [worstShare, worstName] = [share, name];
+        if (!(diff <= atol + rtol * Math.abs(want) + 0.05 * moved))
+          bad.push(`${name}: got ${got[name]}, reference ${want} (moved ${moved} from step 1)`);
+      }
+      for (const name of ['D_real', 'D_p_real'] as const) {
+        if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number)))
+          bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
+      }
+      reached.push(
+        `${backend} losses.step2: worst |Δ| is ${(100 * worstShare).toFixed(2)}% of the term's step-1→2 move (${worstName}), G off by ${Math.abs(got.G - (s2.G as number)).toExponential(2)}`,
+      );
+      expect(bad).toEqual([]);
+    }, 120_000);
   });
 });
 
@@ -396,7 +402,7 @@ const gradientCheck = (): void => {
   const grads = new Map<string, Float32Array>();
 
   beforeAll(async () => {
-    const { tf: plainTf } = await loadTf({ prefer: 'tfjs-node', require: true });
+    const plainTf = await trainingTf(TRAINING_BACKEND);
     // Every network computes with the wrapped tf, so that the objective's activations can be frozen.
     frozen = frozenActivations(plainTf);
     tf = frozen.tf;
@@ -567,9 +573,11 @@ const gradientCheck = (): void => {
     expect(checked).toBeGreaterThanOrEqual(MIN_SINGLE_WEIGHTS);
   }, 120_000);
 };
-const gradientTitle = "semi_cut G gradient at the fixture's step-1 state vs finite differences";
-if (hasTfjsNode) describeIfFixture('i2i/train-step1.safetensors', gradientTitle, gradientCheck);
-else describe.skip(`${gradientTitle} (skipped: the backward pass needs tfjs-node)`, gradientCheck);
+describeIfFixture(
+  'i2i/train-step1.safetensors',
+  `semi_cut G gradient at the fixture's step-1 state vs finite differences (${TRAINING_BACKEND} backend)`,
+  gradientCheck,
+);
 
 /** Index in the HWIO layout of entry `i` of the OIHW layout of shape `[O, I, H, W]`. */
 function hwioIndexOf(i: number, shape: readonly number[]): number {
