@@ -17,9 +17,14 @@ import {
 import type { FirKernel, UpFirDn2dOptions } from './upfirdn2d';
 
 let tf: Tf;
-beforeAll(async () => {
-  ({ tf } = await loadTf({ prefer: 'cpu', require: true }));
-});
+/** Switches the backend for the describe block it is called in (blocks run one after another). */
+function useBackend(backend: 'cpu' | 'wasm'): void {
+  beforeAll(async () => {
+    ({ tf } = await loadTf({ prefer: backend, require: true }));
+  });
+}
+/** The kernels upfirdn2d runs on (pad, slice, reshape, depthwise conv with explicit padding) differ per backend. */
+const BACKENDS = ['cpu', 'wasm'] as const;
 
 /** float32 results against the float64 loops below: |y| ≲ 3 from at most 25 taps, so rounding stays ≲ 1e-6. */
 const ATOL = 1e-5;
@@ -152,43 +157,48 @@ const CASES: Array<[string, number[], FirKernel, UpFirDn2dOptions]> = [
   ['a 1×n strip, down 2', [1, 2, 1, 9], { data: [1, 2, 1], shape: [1, 3] }, { down: 2, pad: [0, 0, 0, 0] }],
 ];
 
-describe.each(['NCHW', 'NHWC'] as const)('upfirdn2d (%s) against a loop implementation of upfirdn2d_native', (dataFormat) => {
-  it.each(CASES)('%s', (_name, shape, kernel, options) => {
-    const ref = reference(shape, kernel, options);
-    const x = seededUniform(
-      11,
-      shape.reduce((a, b) => a * b, 1),
-      -1,
-      1,
-    );
-    const r = seededUniform(
-      12,
-      ref.outShape.reduce((a, b) => a * b, 1),
-      -1,
-      1,
-    );
-    const layout = (d: ArrayLike<number>, s: readonly number[]) => (dataFormat === 'NHWC' ? toNhwc(d, s) : Float32Array.from(d));
-    const back = (d: ArrayLike<number>, s: readonly number[]) => (dataFormat === 'NHWC' ? fromNhwc(d, s) : Float32Array.from(d));
-    const [n, c, h, w] = shape as [number, number, number, number];
-    const [, , oh, ow] = ref.outShape as [number, number, number, number];
-    const inShape: [number, number, number, number] = dataFormat === 'NHWC' ? [n, h, w, c] : [n, c, h, w];
-    const rShape: [number, number, number, number] = dataFormat === 'NHWC' ? [n, oh, ow, c] : [n, c, oh, ow];
-    const xt = tf.tensor4d(layout(x, shape), inShape);
-    const rt = tf.tensor4d(layout(r, ref.outShape), rShape);
-    const f = (t: Tensor4D) => upfirdn2d(tf, t, kernel, { ...options, dataFormat });
+describe.each(BACKENDS.flatMap((b) => (['NCHW', 'NHWC'] as const).map((f) => [b, f] as const)))(
+  'upfirdn2d (%s backend, %s) against a loop implementation of upfirdn2d_native',
+  (backend, dataFormat) => {
+    useBackend(backend);
+    it.each(CASES)('%s', (_name, shape, kernel, options) => {
+      const ref = reference(shape, kernel, options);
+      const x = seededUniform(
+        11,
+        shape.reduce((a, b) => a * b, 1),
+        -1,
+        1,
+      );
+      const r = seededUniform(
+        12,
+        ref.outShape.reduce((a, b) => a * b, 1),
+        -1,
+        1,
+      );
+      const layout = (d: ArrayLike<number>, s: readonly number[]) => (dataFormat === 'NHWC' ? toNhwc(d, s) : Float32Array.from(d));
+      const back = (d: ArrayLike<number>, s: readonly number[]) => (dataFormat === 'NHWC' ? fromNhwc(d, s) : Float32Array.from(d));
+      const [n, c, h, w] = shape as [number, number, number, number];
+      const [, , oh, ow] = ref.outShape as [number, number, number, number];
+      const inShape: [number, number, number, number] = dataFormat === 'NHWC' ? [n, h, w, c] : [n, c, h, w];
+      const rShape: [number, number, number, number] = dataFormat === 'NHWC' ? [n, oh, ow, c] : [n, c, oh, ow];
+      const xt = tf.tensor4d(layout(x, shape), inShape);
+      const rt = tf.tensor4d(layout(r, ref.outShape), rShape);
+      const f = (t: Tensor4D) => upfirdn2d(tf, t, kernel, { ...options, dataFormat });
 
-    const y = f(xt);
-    expect(y.shape).toEqual(rShape);
-    expect(maxAbsDiff(back(y.dataSync(), ref.outShape), ref.forward(x))).toBeLessThanOrEqual(ATOL);
+      const y = f(xt);
+      expect(y.shape).toEqual(rShape);
+      expect(maxAbsDiff(back(y.dataSync(), ref.outShape), ref.forward(x))).toBeLessThanOrEqual(ATOL);
 
-    // The gradient of Σ r·y is the adjoint applied to r, for every input entry.
-    const g = tf.grad((t: Tensor) => tf.sum(tf.mul(f(t as Tensor4D), rt)))(xt);
-    expect(maxAbsDiff(back(g.dataSync(), shape), ref.adjoint(r))).toBeLessThanOrEqual(ATOL);
-    tf.dispose([xt, rt, y, g]);
-  });
-});
+      // The gradient of Σ r·y is the adjoint applied to r, for every input entry.
+      const g = tf.grad((t: Tensor) => tf.sum(tf.mul(f(t as Tensor4D), rt)))(xt);
+      expect(maxAbsDiff(back(g.dataSync(), shape), ref.adjoint(r))).toBeLessThanOrEqual(ATOL);
+      tf.dispose([xt, rt, y, g]);
+    });
+  },
+);
 
-describe('upfirdn2d gradients', () => {
+describe.each(BACKENDS)('upfirdn2d gradients (%s backend)', (backend) => {
+  useBackend(backend);
   /**
    * Central differences of L = ½ Σ r·y² at a few entries: L is quadratic in x, so the difference quotient is
    * exact but for float32 rounding of L (≈ 100 terms of ≲ 1: ~1e-5 absolute) divided by 2ε = 0.5.
@@ -276,6 +286,7 @@ describe('upfirdn2d gradients', () => {
 });
 
 describe('makeFirKernel and the rosinality modules', () => {
+  useBackend('cpu');
   it('makeFirKernel is make_kernel times factor²', () => {
     const k = makeFirKernel(STYLEGAN2_BLUR_KERNEL);
     expect(k.shape).toEqual([4, 4]);
@@ -347,6 +358,7 @@ describe('makeFirKernel and the rosinality modules', () => {
  * the block's ops have working second-order gradients in tfjs-core 4.22 except the ones the guards below pin.
  */
 describe('second-order gradients through a StyleGAN2-like discriminator block', () => {
+  useBackend('cpu');
   /** Leaky ReLU from step(): tf.leakyRelu's gradient uses tf.greater, which has no gradient of its own. */
   const leaky = (t: Tensor): Tensor => tf.mul(t, tf.add(0.2, tf.mul(0.8, tf.step(t))));
 
