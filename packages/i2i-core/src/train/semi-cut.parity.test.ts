@@ -242,11 +242,13 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
     });
 
     // Step 2 starts from the G update of step 1, which differs from the fixture's (see the module comment):
-    // Adam's first step is ≈ lr·sign(g), so G entries whose gradient sign differs land 2·lr apart. The step-2
-    // terms are therefore held to the fixture's step-2 tolerance plus 5% of how far the fixture's own term moved
-    // from step 1 to step 2 (observed on tfjs-node: at most 2.2% of it, D_fake, 2.3e-3 absolute; G_GAN is 3.5e-3
-    // off, 0.8% of its move). The terms G does not enter (D_real, D_p_real) stay within the fixture's tolerance.
-    it('optimize_parameters #2 stays near losses.step2 despite the different G update of step 1', () => {
+    // Adam's first step is ≈ lr·sign(g), so G entries whose gradient sign differs land 2·lr apart, and every
+    // step-2 term that G enters moves with that difference — on reference data of this layout made with other
+    // seeds (tools/reference-checks/semi_cut_other_seeds.py) by up to 68% of the term's own step-1→2 move, so no
+    // tolerance derived from one fixture holds for them. They are reported, not asserted; what step 2 adds to
+    // step 1 (Adam at t = 2, the moments carried over) is checked exactly by the terms G does not enter:
+    // D_real and D_p_real read D and D_p after their step-1 update only, within the fixture's step-2 tolerance.
+    it('optimize_parameters #2: the terms G does not enter equal losses.step2; the others are reported', () => {
       const text = guidance['step2 losses'] as string;
       const atol = numberAfter('atol', text, 'step2');
       const rtol = numberAfter('rtol', text, 'step2');
@@ -255,24 +257,22 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
       expect(tf.memory().numTensors).toBe(before);
       const s1 = lossesOf('step1');
       const s2 = lossesOf('step2');
-      const bad: string[] = [];
       let worstShare = 0;
       let worstName = '';
       for (const name of LOSS_NAMES) {
         const want = s2[name] as number;
         const moved = Math.abs(want - (s1[name] as number));
-        const diff = Math.abs(got[name] - want);
-        const share = moved > 0 ? diff / moved : 0;
+        const share = moved > 0 ? Math.abs(got[name] - want) / moved : 0;
         if (share > worstShare) [worstShare, worstName] = [share, name];
-        if (!(diff <= atol + rtol * Math.abs(want) + 0.05 * moved))
-          bad.push(`${name}: got ${got[name]}, reference ${want} (moved ${moved} from step 1)`);
       }
+      const bad: string[] = [];
+      for (const name of LOSS_NAMES) if (!Number.isFinite(got[name])) bad.push(`${name}: ${got[name]}`);
       for (const name of ['D_real', 'D_p_real'] as const) {
         if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number)))
           bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
       }
       reached.push(
-        `${backend} losses.step2: worst |Δ| is ${(100 * worstShare).toFixed(2)}% of the term's step-1→2 move (${worstName}), G off by ${Math.abs(got.G - (s2.G as number)).toExponential(2)}`,
+        `${backend} losses.step2: D_real Δ ${Math.abs(got.D_real - (s2.D_real as number)).toExponential(2)}, D_p_real Δ ${Math.abs(got.D_p_real - (s2.D_p_real as number)).toExponential(2)} (atol ${atol}); terms G enters: worst |Δ| ${(100 * worstShare).toFixed(2)}% of the step-1→2 move (${worstName}), reported only`,
       );
       expect(bad).toEqual([]);
     }, 120_000);
