@@ -186,6 +186,81 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
     expect(m.stderr).toBe(`scenimefy: ${badModel}: not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)\n`);
   });
 
+  describe('never writes over an input or outside -o (issue 12 #1)', () => {
+    async function snapshot(files: string[]): Promise<Buffer[]> {
+      return Promise.all(files.map((f) => fsp.readFile(f)));
+    }
+
+    it('names the matches of a brace group holding "/" below the literal prefix, not over the inputs', async () => {
+      const inputs = [path.join(tmp.dir, 'sub', 'a', 'p.png'), path.join(tmp.dir, 'outside', 'q.png')];
+      for (const f of inputs) await photo(f, 32, 32);
+      const before = await snapshot(inputs);
+      const out = path.join(tmp.dir, 'o', 'out');
+      const r = await runCli(['translate', `${tmp.dir}/{sub/a,outside}/*.png`, '-o', out, '-m', model, '--if-exists', 'overwrite']);
+      expect(r.code).toBe(0);
+      expect(await snapshot(inputs)).toEqual(before);
+      expect(listFiles(path.join(tmp.dir, 'o'))).toEqual(['out/outside/q.png', 'out/sub/a/p.png']);
+    });
+
+    it('names a match that a pattern reaches by climbing out with ".." by its file name, inside -o', async () => {
+      await photo(path.join(tmp.dir, 'sub', 'x', 'keep.png'), 32, 32);
+      await photo(path.join(tmp.dir, 'outside', 'q.png'), 32, 32);
+      const out = path.join(tmp.dir, 'o', 'out');
+      const r = await runCli(['translate', `${tmp.dir}/sub/*/../../outside/*.png`, '-o', out, '-m', model]);
+      expect(r.code).toBe(0);
+      expect(listFiles(path.join(tmp.dir, 'o'))).toEqual(['out/q.png']);
+    });
+
+    it('refuses, before any work and with exit 2, outputs that are inputs, by any name', async () => {
+      await photo(path.join(inDir, 'a.png'), 32, 32);
+      await photo(path.join(inDir, 'b.jpg'), 32, 32);
+      const before = await snapshot([path.join(inDir, 'a.png')]);
+      const same = await runCli(['translate', inDir, '-o', inDir, '-m', model, '--if-exists', 'overwrite']);
+      expect(same.code).toBe(2);
+      expect(same.stderr).toBe(
+        `scenimefy: output ${path.join(inDir, 'a.png')} is the input ${path.join(inDir, 'a.png')}: translating would replace the photo; choose an output folder (-o) apart from the inputs\n`,
+      );
+      // Reached through a link to the folder: the same files, another name.
+      const link = path.join(tmp.dir, 'link');
+      await fsp.symlink(inDir, link);
+      const linked = await runCli(['translate', link, '-o', inDir, '-m', model, '--if-exists', 'overwrite', '--json']);
+      expect(linked.code).toBe(2);
+      expect(linked.events()).toEqual([expect.objectContaining({ event: 'error', code: 'E_USAGE' })]);
+      expect(await snapshot([path.join(inDir, 'a.png')])).toEqual(before);
+      expect(listFiles(inDir)).toEqual(['a.png', 'b.jpg']); // b.png was not made either: refused before any work
+    });
+
+    it('does not follow a symbolic link inside -o out of it', async () => {
+      await photo(path.join(inDir, 'a.png'), 32, 32);
+      await photo(path.join(inDir, 'sub', 'b.png'), 32, 32);
+      await photo(path.join(inDir, 'sub', 'deep', 'c.png'), 32, 32);
+      const elsewhere = path.join(tmp.dir, 'elsewhere');
+      await fsp.mkdir(elsewhere);
+      await fsp.mkdir(outDir);
+      await fsp.symlink(elsewhere, path.join(outDir, 'sub'));
+      const r = await runCli(['translate', inDir, '-o', outDir, '-m', model]);
+      expect(r.code).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines.filter((l) => l.startsWith('scenimefy: '))).toEqual([
+        `scenimefy: ${path.join(outDir, 'sub', 'b.png')}: output folder ${path.join(outDir, 'sub')} leads outside ${outDir} (a symbolic link); not writing there`,
+        `scenimefy: ${path.join(outDir, 'sub', 'deep', 'c.png')}: output folder ${path.join(outDir, 'sub')} leads outside ${outDir} (a symbolic link); not writing there`,
+      ]);
+      expect(listFiles(elsewhere)).toEqual([]);
+      expect((await fsp.readdir(elsewhere)).length).toBe(0); // no folder made through the link either
+      expect(listFiles(outDir).filter((f) => f !== 'sub')).toEqual(['a.png']);
+    });
+
+    it('does not search its own output folder inside an input folder', async () => {
+      await photo(path.join(inDir, 'a.png'), 32, 32);
+      const nested = path.join(inDir, 'anime');
+      expect((await runCli(['translate', inDir, '-o', nested, '-m', model])).code).toBe(0);
+      const again = await runCli(['translate', inDir, '-o', nested, '-m', model, '--if-exists', 'overwrite', '--json']);
+      expect(again.code).toBe(0);
+      expect(again.events().at(-1)).toMatchObject({ translated: 1 });
+      expect(listFiles(inDir)).toEqual(['a.png', 'anime/a.png']);
+    });
+  });
+
   it('validates its options with usage errors', async () => {
     const r = await runCli(['translate', inDir, '-o', outDir, '--tile', '13']);
     expect(r.code).toBe(2);

@@ -7,6 +7,7 @@ import { InputError, isScenimefyError, type ImageFormat } from '@scenimefy/io';
 import type { Output } from '../output';
 import { collectInputs } from './collect-inputs';
 import { loadTranslator } from './load-translator';
+import { assertOutputsAreNotInputs, outputPathFor, prepareTargetFolder, type PlannedOutput } from './output-paths';
 import { startProgress } from './progress';
 
 export type IfExists = 'fail' | 'skip' | 'overwrite';
@@ -30,15 +31,18 @@ export interface TranslateFlags {
 
 export async function translateCommand(inputs: string[], flags: TranslateFlags, out: Output): Promise<number> {
   const started = performance.now();
-  const { items, problems } = await collectInputs(inputs);
+  const { items, problems } = await collectInputs(inputs, { skipFolder: flags.output });
   for (const p of problems) out.error(p.message, { input: p.input, code: 'E_INPUT' });
   if (items.length === 0) {
     out.error('no images to translate');
     return 1;
   }
-  await prepareOutputFolder(flags.output);
-  const translator = await loadTranslator(flags, out);
   const ext = flags.format === 'jpeg' ? 'jpg' : flags.format;
+  const plan: PlannedOutput[] = items.map((item) => ({ input: item.input, target: outputPathFor(flags.output, item.relativeStem, ext) }));
+  await assertOutputsAreNotInputs(plan);
+  await prepareOutputFolder(flags.output);
+  const outReal = await fsp.realpath(flags.output);
+  const translator = await loadTranslator(flags, out);
   const claimed = new Map<string, string>();
   let ok = 0;
   let failed = problems.length;
@@ -47,7 +51,7 @@ export async function translateCommand(inputs: string[], flags: TranslateFlags, 
   const bar = startProgress(out, items.length, '{bar} {value}/{total} | ETA {eta_formatted} | {file}');
   try {
     for (const [index, item] of items.entries()) {
-      const target = path.join(flags.output, `${item.relativeStem}.${ext}`);
+      const target = plan[index]!.target;
       bar.update(index, { file: path.basename(item.input) });
       const previous = claimed.get(target);
       if (previous !== undefined) {
@@ -71,7 +75,7 @@ export async function translateCommand(inputs: string[], flags: TranslateFlags, 
       }
       const t0 = performance.now();
       try {
-        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await prepareTargetFolder(target, flags.output, outReal);
         const r = await translator.translateFile(item.input, target, {
           maxSide: flags.maxSide,
           resizeBack: flags.resizeBack,
