@@ -4,7 +4,7 @@
  * a glob keeps the path below its literal folder prefix. A name is never absolute and never climbs with `..`: a
  * glob match outside the prefix (a pattern that climbs out with `..`) is named by its file name alone.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 
 import { InputError } from '@scenimefy/io';
@@ -50,36 +50,112 @@ export interface CollectOptions {
   skipFolder?: string;
 }
 
-async function walk(dir: string, skipReal: string | undefined): Promise<string[]> {
-  const out: string[] = [];
-  const entries = await fsp.readdir(dir, { withFileTypes: true });
+/** What a path names once symbolic links are followed. */
+type PathKind = { kind: 'file' } | { kind: 'folder' } | { kind: 'missing' } | { kind: 'other'; why: string };
+
+function describeStats(stat: Stats): string {
+  if (stat.isDirectory()) return 'a folder';
+  if (stat.isFIFO()) return 'a FIFO (named pipe)';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  return 'not a regular file';
+}
+
+/**
+ * Classify `file` after following links. Only regular files are ever read: a FIFO would block the read forever
+ * and /dev/zero never ends, so anything else is named for what it is.
+ */
+// TODO(io): replace with @scenimefy/io's assertRegularFile once it is on main.
+async function pathKind(file: string): Promise<PathKind> {
+  // Errors from node:fs are compared by code, not instanceof (under jest they come from another realm).
+  const attempt = <T>(p: Promise<T>): Promise<T | { failed: string }> =>
+    p.catch((error: NodeJS.ErrnoException) => ({ failed: error.code ?? 'EIO' }));
+  const link = await attempt(fsp.lstat(file));
+  if ('failed' in link) {
+    return link.failed === 'ENOENT' || link.failed === 'ENOTDIR'
+      ? { kind: 'missing' }
+      : { kind: 'other', why: `cannot read (${link.failed})` };
+  }
+  const through = link.isSymbolicLink() ? `symbolic link to ${await fsp.readlink(file).catch(() => '?')}` : undefined;
+  const stat = through === undefined ? link : await attempt(fsp.stat(file));
+  if ('failed' in stat) {
+    if (stat.failed === 'ENOENT' || stat.failed === 'ENOTDIR') return { kind: 'other', why: `dangling ${through} (no such file)` };
+    if (stat.failed === 'ELOOP') return { kind: 'other', why: `${through}: too many levels of symbolic links` };
+    return { kind: 'other', why: `cannot read (${stat.failed})` };
+  }
+  if (stat.isFile()) return { kind: 'file' };
+  if (stat.isDirectory()) return { kind: 'folder' };
+  return { kind: 'other', why: `${through === undefined ? 'is' : `${through},`} ${describeStats(stat)}, not a regular file` };
+}
+
+interface Walked {
+  files: string[];
+  problems: Array<{ input: string; message: string }>;
+}
+
+/**
+ * The images below `dir`. Links to regular files are followed (named after the link); links to folders are not
+ * (a cycle or a tree elsewhere), and they, dangling links, FIFOs, sockets and devices with an image name are
+ * reported by name instead of skipped silently.
+ */
+async function walk(dir: string, skipReal: string | undefined, into: Walked): Promise<void> {
+  const entries = await fsp.readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    into.problems.push({ input: dir, message: new InputError(`cannot read folder (${error.code ?? 'EIO'})`, { file: dir }).message });
+    return [];
+  });
   for (const e of entries) {
     const full = path.join(dir, e.name);
     if (e.isDirectory()) {
       if (skipReal !== undefined && (await fsp.realpath(full).catch(() => undefined)) === skipReal) continue;
-      out.push(...(await walk(full, skipReal)));
-    } else if (e.isFile() && isImageName(e.name)) out.push(full);
+      await walk(full, skipReal, into);
+    } else if (e.isFile()) {
+      if (isImageName(e.name)) into.files.push(full);
+    } else {
+      // A link, FIFO, socket or device: followed when it leads to a regular file, else reported.
+      const kind = await pathKind(full);
+      if (kind.kind === 'file') {
+        if (isImageName(e.name)) into.files.push(full);
+      } else if (kind.kind === 'folder') {
+        const message = 'symbolic link to a folder, not followed (give it as an input of its own)';
+        into.problems.push({ input: full, message: new InputError(message, { file: full }).message });
+      } else if (kind.kind === 'other' && isImageName(e.name)) {
+        into.problems.push({ input: full, message: new InputError(kind.why, { file: full }).message });
+      }
+    }
   }
-  return out;
 }
 
 export async function collectInputs(args: readonly string[], options: CollectOptions = {}): Promise<CollectedInputs> {
   const skipReal = options.skipFolder === undefined ? undefined : await fsp.realpath(options.skipFolder).catch(() => undefined);
   const items: InputItem[] = [];
   const problems: CollectedInputs['problems'] = [];
+  const byInput = (a: { input: string }, b: { input: string }) => (a.input < b.input ? -1 : a.input > b.input ? 1 : 0);
   for (const arg of args) {
-    const stat = await fsp.stat(arg).catch(() => undefined);
-    if (stat?.isFile()) {
+    const kind = await pathKind(arg);
+    if (kind.kind === 'file') {
       items.push({ input: arg, relativeStem: stemOf(path.basename(arg)) });
-    } else if (stat?.isDirectory()) {
-      const files = (await walk(arg, skipReal)).sort();
-      if (files.length === 0) problems.push({ input: arg, message: `${arg}: folder holds no images (${IMAGE_EXTENSIONS.join(' ')})` });
+    } else if (kind.kind === 'folder') {
+      const walked: Walked = { files: [], problems: [] };
+      await walk(arg, skipReal, walked);
+      const files = walked.files.sort();
+      problems.push(...walked.problems.sort(byInput));
+      if (files.length === 0 && walked.problems.length === 0) {
+        problems.push({ input: arg, message: `${arg}: folder holds no images (${IMAGE_EXTENSIONS.join(' ')})` });
+      }
       for (const f of files) items.push({ input: f, relativeStem: stemBelow(arg, f) });
+    } else if (kind.kind === 'other') {
+      problems.push({ input: arg, message: new InputError(kind.why, { file: arg }).message });
     } else if (isDynamicPattern(arg)) {
       const matches = (await glob(arg, { onlyFiles: true, absolute: false, expandDirectories: false })).filter(isImageName).sort();
       if (matches.length === 0) problems.push({ input: arg, message: `${arg}: pattern matched no images` });
       const base = literalPrefix(arg);
-      for (const m of matches) items.push({ input: m, relativeStem: stemBelow(base, m) });
+      for (const m of matches) {
+        // The glob follows links and lists devices reached through them (a link to /dev/zero): read files only.
+        const match = await pathKind(m);
+        if (match.kind === 'file') items.push({ input: m, relativeStem: stemBelow(base, m) });
+        else problems.push({ input: m, message: new InputError(match.kind === 'other' ? match.why : 'vanished', { file: m }).message });
+      }
     } else {
       problems.push({ input: arg, message: new InputError('no such file or folder', { file: arg }).message });
     }

@@ -3,6 +3,7 @@
  * these tests prove the pipeline, not the style). Parity of the pixels with the reference is tested in
  * i2i-core; here: inputs, outputs, names, policies, errors, events and exit statuses.
  */
+import { spawnSync } from 'node:child_process';
 import { promises as fsp, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -260,6 +261,53 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
       expect(listFiles(inDir)).toEqual(['a.png', 'anime/a.png']);
     });
   });
+
+  (process.platform === 'win32' ? it.skip : it)(
+    'follows links to images in folders and names what it cannot read: FIFOs, devices, dangling links (issue 12 #5, #8)',
+    async () => {
+      await photo(path.join(inDir, 'real.png'), 32, 32);
+      await photo(path.join(tmp.dir, 'elsewhere', 'q.png'), 32, 32);
+      await fsp.symlink(path.join(tmp.dir, 'elsewhere', 'q.png'), path.join(inDir, 'link.png'));
+      await fsp.symlink(path.join(tmp.dir, 'nowhere.png'), path.join(inDir, 'dangling.png'));
+      await fsp.symlink('/dev/zero', path.join(inDir, 'zero.png'));
+      await fsp.symlink(path.join(tmp.dir, 'elsewhere'), path.join(inDir, 'folder-link'));
+      const fifo = path.join(inDir, 'pipe.png');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const r = await runCli(['translate', inDir, '-o', outDir, '-m', model]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('scenimefy: '))).toEqual([
+        `scenimefy: ${path.join(inDir, 'dangling.png')}: dangling symbolic link to ${path.join(tmp.dir, 'nowhere.png')} (no such file)`,
+        `scenimefy: ${path.join(inDir, 'folder-link')}: symbolic link to a folder, not followed (give it as an input of its own)`,
+        `scenimefy: ${path.join(inDir, 'pipe.png')}: is a FIFO (named pipe), not a regular file`,
+        `scenimefy: ${path.join(inDir, 'zero.png')}: symbolic link to /dev/zero, a character device, not a regular file`,
+      ]);
+      expect(r.stderr).toContain('translated 2, failed 4, skipped 0');
+      expect(listFiles(outDir)).toEqual(['link.png', 'real.png']);
+
+      // Named on the command line: said what they are, not "no such file".
+      const direct = await runCli([
+        'translate',
+        fifo,
+        path.join(inDir, 'zero.png'),
+        path.join(inDir, 'link.png'),
+        '-o',
+        outDir,
+        '-m',
+        model,
+        '--if-exists',
+        'skip',
+      ]);
+      expect(direct.code).toBe(1);
+      expect(direct.stderr.split('\n').filter((l) => l.startsWith('scenimefy: '))).toEqual([
+        `scenimefy: ${fifo}: is a FIFO (named pipe), not a regular file`,
+        `scenimefy: ${path.join(inDir, 'zero.png')}: symbolic link to /dev/zero, a character device, not a regular file`,
+      ]);
+      // A glob lists what links reach, devices included: those are named too, never read.
+      const globbed = await runCli(['translate', `${inDir}/*.png`, '-o', outDir, '-m', model, '--if-exists', 'skip']);
+      expect(globbed.code).toBe(1);
+      expect(globbed.stderr).toContain(`zero.png: symbolic link to /dev/zero, a character device, not a regular file`);
+    },
+  );
 
   it('validates its options with usage errors', async () => {
     const r = await runCli(['translate', inDir, '-o', outDir, '--tile', '13']);
