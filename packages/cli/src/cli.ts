@@ -8,7 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { EXIT_CODES, exitCodeFor, isScenimefyError } from '@scenimefy/io';
 
 import { optionsFromFlags, trainOptions } from './commands/train-flags';
-import { Output, type CliStreams } from './output';
+import { EXIT_STDOUT_CLOSED, Output, escapeControl, stdoutClosed, writeGuarded, type CliStreams } from './output';
 import { PACKAGE_VERSION } from './version';
 
 export interface GlobalOptions {
@@ -45,8 +45,9 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .version(PACKAGE_VERSION, '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
-      writeOut: (s) => streams.stdout.write(s),
-      writeErr: (s) => streams.stderr.write(s),
+      writeOut: (s) => writeGuarded(streams.stdout, s),
+      // Commander's one-line reasons quote the user's values: escaped like every other human line.
+      writeErr: (s) => writeGuarded(streams.stderr, s.split('\n').map(escapeControl).join('\n')),
     })
     .exitOverride();
 
@@ -235,6 +236,12 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
  * so it can be tested in-process.
  */
 export async function main(argv: readonly string[], streams: CliStreams = defaultStreams()): Promise<number> {
+  const code = await runCommand(argv, streams);
+  // A reader that went away (`| head -1`) ends the command early but quietly, with a SIGPIPE-like status.
+  return (await stdoutClosed(streams)) ? EXIT_STDOUT_CLOSED : code;
+}
+
+async function runCommand(argv: readonly string[], streams: CliStreams): Promise<number> {
   let pending: Promise<number> | undefined;
   const program = buildProgram(streams, (action) => {
     pending = action();
@@ -261,7 +268,7 @@ export async function main(argv: readonly string[], streams: CliStreams = defaul
     } else {
       const message = error instanceof Error ? error.message : String(error);
       out.error(`internal error: ${message}`, { code: 'E_INTERNAL' });
-      if (process.env.SCENIMEFY_DEBUG && error instanceof Error && error.stack) streams.stderr.write(`${error.stack}\n`);
+      if (process.env.SCENIMEFY_DEBUG && error instanceof Error && error.stack) writeGuarded(streams.stderr, `${error.stack}\n`);
     }
     return exitCodeFor(error);
   }

@@ -16,7 +16,7 @@ export async function doctorCommand(out: Output): Promise<number> {
     `installed TF.js backends: ${installed.map((b) => `${b.package}@${b.version}`).join(', ') || 'none'}`,
     `sharp ${sharp.sharp ?? '?'} (libvips ${sharp.vips ?? '?'})`,
   ];
-  out.result(lines.join('\n'), {
+  out.result(lines, {
     event: 'doctor',
     node: process.version,
     platform: `${process.platform}-${process.arch}`,

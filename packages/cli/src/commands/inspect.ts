@@ -6,17 +6,17 @@ export async function inspectCommand(file: string, opts: { key?: string }, out: 
   const weights = await readWeights(file, { key: opts.key });
   let elements = 0;
   let bytes = 0;
-  const rows: string[] = [];
+  const rows: string[][] = [];
   const tensors: Array<{ name: string; dtype: string; shape: readonly number[] }> = [];
   for (const [name, t] of weights.tensors) {
     const n = numel(t.shape);
     elements += n;
     bytes += n * DTYPE_BYTES[t.dtype];
-    rows.push(`${name}\t${t.dtype}\t[${t.shape.join(', ')}]`);
+    rows.push([name, t.dtype, `[${t.shape.join(', ')}]`]);
     tensors.push({ name, dtype: t.dtype, shape: t.shape });
   }
   const summary = `${weights.file}: ${weights.kind}, ${weights.tensors.size} tensors, ${elements.toLocaleString('en-US')} elements, ${bytes.toLocaleString('en-US')} bytes`;
-  out.result([summary, ...rows].join('\n'), {
+  out.result([summary, ...rows], {
     event: 'inspect',
     file: weights.file,
     kind: weights.kind,

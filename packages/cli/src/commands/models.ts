@@ -4,16 +4,16 @@ import * as path from 'node:path';
 import { MODEL_KINDS, cachedModelPath, fetchModel, isModelCached, modelCacheDir, resolveModel, resolveRegistry } from '@scenimefy/i2i-core';
 import { IntegrityError, InputError, produceFileAtomic, sha256File } from '@scenimefy/io';
 
-import type { Output } from '../output';
+import type { Output, OutputRow } from '../output';
 import { megabytes, startProgress, type Progress } from './progress';
 
 export async function modelsListCommand(out: Output): Promise<number> {
-  const lines: string[] = [`cache: ${modelCacheDir()}`];
+  const rows: OutputRow[] = [`cache: ${modelCacheDir()}`];
   for (const entry of MODEL_KINDS.flatMap((kind) => Object.values(resolveRegistry(process.env, kind)))) {
     const cached = await isModelCached(entry);
-    lines.push(
-      `${entry.name}\t${cached ? 'cached' : 'not cached'}\t${megabytes(entry.bytes)} MB\t${entry.description}`,
-      `\t${cached ? cachedModelPath(entry) : entry.url}`,
+    rows.push(
+      [entry.name, cached ? 'cached' : 'not cached', `${megabytes(entry.bytes)} MB`, entry.description],
+      ['', cached ? cachedModelPath(entry) : entry.url],
     );
     out.event({
       event: 'model',
@@ -25,7 +25,7 @@ export async function modelsListCommand(out: Output): Promise<number> {
       sha256: entry.sha256,
     });
   }
-  if (!out.json) out.streams.stdout.write(`${lines.join('\n')}\n`);
+  out.text(rows);
   return 0;
 }
 

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { promises as fsp, readdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
 
 import sharp from 'sharp';
@@ -13,6 +14,7 @@ import sharp from 'sharp';
 import { decodeImage } from '@scenimefy/io';
 import { describeIfFixture, makeTempDir, referenceFixturePath, type TempDir } from '@scenimefy/test-utils';
 
+import { main } from '../cli';
 import { runCli } from '../cli-harness';
 
 const MODEL = 'i2i/netG-ngf16.pth';
@@ -308,6 +310,48 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
       expect(globbed.stderr).toContain(`zero.png: symbolic link to /dev/zero, a character device, not a regular file`);
     },
   );
+
+  it('keeps the error line of a file name holding a newline or an escape one line (issue 12 #10)', async () => {
+    await fsp.writeFile(path.join(inDir, 'bad\nname.png'), 'not a png');
+    await fsp.writeFile(path.join(inDir, 'red\u001b[31m.png'), 'not a png');
+    const r = await runCli(['translate', inDir, '-o', outDir, '-m', model]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(4); // the model line, two errors, the summary
+    expect(lines[1]).toMatch(/^scenimefy: .*\/in\/bad\\nname\.png: .+$/);
+    expect(lines[2]).toMatch(/^scenimefy: .*\/in\/red\\x1b\[31m\.png: .+$/);
+    const json = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--json']);
+    expect(
+      json
+        .events()
+        .filter((e) => e.event === 'error')
+        .map((e) => e.input),
+    ).toEqual([path.join(inDir, 'bad\nname.png'), path.join(inDir, 'red\u001b[31m.png')]);
+  });
+
+  it('stops at the next image when stdout is closed, and exits 141 without a stack trace (issue 12 #11)', async () => {
+    for (const name of ['a', 'b', 'c', 'd']) await photo(path.join(inDir, `${name}.png`), 32, 32);
+    let writes = 0;
+    const stdout = new Writable({
+      write(_chunk, _enc, cb) {
+        // The reader takes one line (the model event), then goes away like `| head -1`.
+        writes += 1;
+        cb(writes > 1 ? Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }) : null);
+      },
+    });
+    const errors: string[] = [];
+    const stderr = new Writable({
+      write(chunk, _enc, cb) {
+        errors.push(String(chunk));
+        cb();
+      },
+    });
+    const code = await main(['translate', inDir, '-o', outDir, '-m', model, '--json'], { stdout, stderr, isTTY: false });
+    expect(code).toBe(141);
+    expect(errors.join('')).toBe('');
+    // The 'start' event failed; the first image was under way by the time the failure arrived, then it stopped.
+    expect(listFiles(outDir)).toEqual(['a.png']);
+  });
 
   it('validates its options with usage errors', async () => {
     const r = await runCli(['translate', inDir, '-o', outDir, '--tile', '13']);

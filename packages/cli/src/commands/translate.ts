@@ -51,6 +51,7 @@ export async function translateCommand(inputs: string[], flags: TranslateFlags, 
   const bar = startProgress(out, items.length, '{bar} {value}/{total} | ETA {eta_formatted} | {file}');
   try {
     for (const [index, item] of items.entries()) {
+      if (out.closed.aborted) break; // stdout's reader went away: stop before the next image
       const target = plan[index]!.target;
       bar.update(index, { file: path.basename(item.input) });
       const previous = claimed.get(target);
