@@ -19,15 +19,29 @@ function jsonOption(): Option {
   return new Option('--json', 'print NDJSON events on stdout instead of human output');
 }
 
-function positiveInt(flag: string, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
-  return (value: string) => {
+/**
+ * A parser for an integer flag in [min, max] whose message says what is valid: "an integer ≥ 4", or "an integer
+ * from 1 to 100" when there is a meaningful upper end (never the 9007199254740991 of "any safe integer").
+ */
+function integerFlag(
+  flag: string,
+  min: number,
+  max?: number,
+  valid = max === undefined ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`,
+) {
+  return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1 || n > max) {
-      throw new InvalidArgumentError(`${flag} takes an integer from 1 to ${max}, got "${value}"`);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new InvalidArgumentError(`${flag} takes ${valid}, got "${value}"`);
     }
     return n;
   };
 }
+
+/** The fewest pixels --max-side may leave on the long side: the generator works on multiples of 4 (SPEC §8). */
+const MIN_MAX_SIDE = 4;
+/** More onnxruntime threads than this only makes the thread pool itself the cost. */
+const MAX_THREADS = 1024;
 
 function parseTile(value: string): 'auto' | 'off' | number {
   if (value === 'auto' || value === 'off') return value;
@@ -57,7 +71,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .argument('<inputs...>', 'image files, folders (searched recursively) or quoted globs such as "photos/**/*.jpg"')
     .requiredOption('-o, --output <dir>', 'output folder (created if missing); names are <stem>.<format>, folders keep their tree')
     .addOption(new Option('-f, --format <format>', 'output image format').choices(['png', 'jpg', 'webp']).default('png'))
-    .option('--quality <n>', 'JPEG/WebP quality 1-100 (default 90)', positiveInt('--quality', 100))
+    .option('--quality <n>', 'JPEG/WebP quality 1-100 (default 90)', integerFlag('--quality', 1, 100))
     .addOption(
       new Option('--if-exists <policy>', 'when an output file exists: fail (report it and go on), skip, or overwrite')
         .choices(['fail', 'skip', 'overwrite'])
@@ -70,7 +84,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .option(
       '--max-side <px>',
       'downscale (bicubic, aspect kept) so the long side is at most <px> before inference',
-      positiveInt('--max-side'),
+      integerFlag('--max-side', MIN_MAX_SIDE),
     )
     .option('--resize-back', 'resize the result back to the input size when preprocessing changed it', false)
     .option('--round-output', 'round to the nearest uint8 level instead of truncating as the reference does', false)
@@ -78,7 +92,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .option(
       '--max-pixels <n>',
       'refuse images with more pixels than this, before decoding (default 268402689)',
-      positiveInt('--max-pixels'),
+      integerFlag('--max-pixels', 1),
     )
     .option(
       '--tile <mode>',
@@ -86,7 +100,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       parseTile,
       'auto',
     )
-    .option('--threads <n>', 'CPU threads for the generator (default: all cores)', positiveInt('--threads'))
+    .option('--threads <n>', 'CPU threads for the generator (default: all cores)', integerFlag('--threads', 1, MAX_THREADS))
     .addOption(
       new Option('--device <device>', 'cpu, or cuda when the installed onnxruntime has the CUDA provider')
         .choices(['cpu', 'cuda'])
@@ -134,7 +148,8 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .description('export a generator to ONNX (opset >= 17, dynamic height and width)')
     .argument('<model>', 'official .pth, .safetensors, checkpoint folder, or a model name')
     .requiredOption('--onnx <file>', 'the .onnx file to write (atomically)')
-    .option('--opset <n>', 'ONNX opset, 17 to 23', positiveInt('--opset'), 17)
+    // Only the syntax here: the exporter checks the range, naming the opsets it writes.
+    .option('--opset <n>', 'ONNX opset, 17 to 23', integerFlag('--opset', 0, undefined, 'an integer from 17 to 23'), 17)
     .addOption(
       new Option(
         '--upsample <mode>',

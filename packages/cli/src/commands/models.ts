@@ -5,6 +5,7 @@ import { MODEL_KINDS, cachedModelPath, fetchModel, isModelCached, modelCacheDir,
 import { IntegrityError, InputError, produceFileAtomic, sha256File } from '@scenimefy/io';
 
 import type { Output, OutputRow } from '../output';
+import { asModelError } from './load-translator';
 import { megabytes, startProgress, type Progress } from './progress';
 
 export async function modelsListCommand(out: Output): Promise<number> {
@@ -48,7 +49,9 @@ export async function modelsFetchCommand(name: string, out: Output): Promise<num
     out.result(`${name}: ${cached.file}`, { event: 'fetched', name, file: cached.file, onnx: null });
     return 0;
   }
-  const model = await resolveModel(name, download);
+  const model = await resolveModel(name, download).catch((error: unknown) => {
+    throw asModelError(error);
+  });
   bar?.stop();
   out.result(`${name}: ${model.file} (ONNX: ${typeof model.onnx === 'string' ? model.onnx : 'in memory'})`, {
     event: 'fetched',

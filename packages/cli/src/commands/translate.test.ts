@@ -361,6 +361,39 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
     expect(f.code).toBe(2);
   });
 
+  it('exits 2 before any work on a bad number, saying what is valid, and 3 on a missing or unknown model (issue 12 #12)', async () => {
+    await photo(path.join(inDir, 'a.png'), 32, 32);
+    await photo(path.join(inDir, 'b.png'), 32, 32);
+    const three = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--max-side', '3']);
+    expect(three.code).toBe(2);
+    expect(three.stderr).toBe(
+      `error: option '--max-side <px>' argument '3' is invalid. --max-side takes an integer ≥ 4, got "3"\n(run with --help for usage)\n`,
+    );
+    await expect(fsp.stat(outDir)).rejects.toThrow(); // nothing done, not even the output folder
+    for (const [flag, value, valid] of [
+      ['--max-side', '0', 'an integer ≥ 4'],
+      ['--quality', '0', 'an integer from 1 to 100'],
+      ['--quality', '101', 'an integer from 1 to 100'],
+      ['--threads', '0', 'an integer from 1 to 1024'],
+      ['--max-pixels', '0', 'an integer ≥ 1'],
+      ['--max-pixels', '1e6', 'an integer ≥ 1'],
+    ] as const) {
+      const r = await runCli(['translate', inDir, '-o', outDir, '-m', model, flag, value]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${flag} takes ${valid}, got "${value}"`);
+      expect(r.stderr).not.toContain('9007199254740991');
+    }
+
+    const missing = path.join(tmp.dir, 'missing.pth');
+    const noFile = await runCli(['translate', inDir, '-o', outDir, '-m', missing, '--json']);
+    expect(noFile.code).toBe(3);
+    expect(noFile.stderr).toBe(`scenimefy: ${missing}: no such model file or folder (known model names: shinkai)\n`);
+    expect(noFile.events().at(-1)).toMatchObject({ event: 'error', code: 'E_MODEL_FORMAT' });
+    const unknown = await runCli(['translate', inDir, '-o', outDir, '-m', 'hayao']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toBe('scenimefy: hayao: no such model file or folder (known model names: shinkai)\n');
+  });
+
   it('explains every option in --help', async () => {
     const r = await runCli(['translate', '--help']);
     expect(r.code).toBe(0);

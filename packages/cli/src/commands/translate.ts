@@ -12,6 +12,8 @@ import { startProgress } from './progress';
 
 export type IfExists = 'fail' | 'skip' | 'overwrite';
 
+const ABORTS_THE_RUN: ReadonlySet<string> = new Set(['E_USAGE', 'E_BACKEND', 'E_MODEL_FORMAT', 'E_NETWORK']);
+
 export interface TranslateFlags {
   output: string;
   format: ImageFormat;
@@ -97,7 +99,9 @@ export async function translateCommand(inputs: string[], flags: TranslateFlags, 
           ms: Math.round(performance.now() - t0),
         });
       } catch (error) {
-        if (!isScenimefyError(error)) throw error;
+        // A bad image fails alone; a problem no other image escapes (usage, backend, model) ends the command
+        // with its own exit status instead of being reported once per file.
+        if (!isScenimefyError(error) || ABORTS_THE_RUN.has(error.code)) throw error;
         failed++;
         out.error(error.message, { input: item.input, code: error.code });
       }
