@@ -8,6 +8,9 @@ import type { Output, OutputRow } from '../output';
 import { asModelError } from './load-translator';
 import { megabytes, startProgress, type Progress } from './progress';
 
+/** The way round a download that cannot happen, for `models fetch` (whose users have no --model flag). */
+const IMPORT_HINT = 'put a copy you have into the cache with `scenimefy models import <file>`';
+
 export async function modelsListCommand(out: Output): Promise<number> {
   const rows: OutputRow[] = [`cache: ${modelCacheDir()}`];
   for (const entry of MODEL_KINDS.flatMap((kind) => Object.values(resolveRegistry(process.env, kind)))) {
@@ -33,6 +36,7 @@ export async function modelsListCommand(out: Output): Promise<number> {
 export async function modelsFetchCommand(name: string, out: Output): Promise<number> {
   let bar: Progress | undefined;
   const download = {
+    hint: IMPORT_HINT,
     onDownloadStart: (entry: { file: string; bytes: number }, url: string) => {
       out.info(`downloading ${entry.file} (${megabytes(entry.bytes)} MB) from ${url}`);
       bar = startProgress(out, entry.bytes, '  {bar} {percentage}% | ETA {eta_formatted}');
