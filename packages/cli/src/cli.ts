@@ -166,8 +166,10 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
 
   program
     .command('inspect')
-    .description('list the tensors of a weights file: .safetensors, PyTorch .pth/.pt (zip or legacy), or a scenimefy checkpoint folder')
-    .argument('<file>', 'weights file or checkpoint folder')
+    .description(
+      'list the tensors of a weights file: .safetensors, PyTorch .pth/.pt (zip or legacy), a scenimefy checkpoint folder, or a training run folder (its newest checkpoint)',
+    )
+    .argument('<file>', 'weights file, checkpoint folder or training run folder')
     .option('--key <name>', 'for a nested PyTorch checkpoint dict (e.g. a StyleGAN2 .pt): the entry holding the state dict, e.g. g_ema')
     .addOption(jsonOption())
     .action((file: string, opts: { key?: string; json?: boolean }) =>
@@ -237,7 +239,9 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
 
   program
     .command('doctor')
-    .description('report the compute backends, image codecs and versions this installation can use')
+    .description(
+      'report what this installation can use: the TF.js backends, onnxruntime and its execution providers, image codecs, the model cache and its models',
+    )
     .addOption(jsonOption())
     .action((opts: { json?: boolean }) =>
       run(async () => (await import('./commands/doctor.js')).doctorCommand(new Output(streams, !!opts.json))),
