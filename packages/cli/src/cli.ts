@@ -237,6 +237,35 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     ),
   );
 
+  const setup = program.command('setup').description('install optional native parts (built offline, package files untouched)');
+  setup
+    .command('tfjs-node')
+    .description(
+      'native TensorFlow for TF.js (training ~25× faster than wasm): installs @tensorflow/tfjs-node 4.22.0 into the project where scenimefy is installed, ' +
+        'compiled against the TensorFlow C library of the tensorflow-cpu Python wheel (pip); package.json and the lockfile stay unchanged; safe to rerun',
+    )
+    .option(
+      '--check',
+      'only look for the prerequisites (Linux x86-64, python3 with pip, make, g++, Node headers) and say what a run would do',
+      false,
+    )
+    .option('-f, --force', 'rebuild even when tfjs-node already loads (SCENIMEFY_TF_FORCE=1)', false)
+    .option('--project <dir>', 'the project whose node_modules gets tfjs-node (default: the one @scenimefy/cli is installed in)')
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Environment: SCENIMEFY_TF_WHEEL=<wheel> (no pip download), SCENIMEFY_TF_VERSION (default 2.21.0),',
+        '  SCENIMEFY_TF_CACHE (default $XDG_CACHE_HOME/scenimefy or ~/.cache/scenimefy; node_modules links into it),',
+        '  PYTHON, CXX, MAKE, npm_config_nodedir (Node headers), and pip settings such as PIP_INDEX_URL.',
+        'Exit statuses: 0 done or nothing to do, 2 usage, 4 a prerequisite is missing or a step failed, 5 download failed.',
+      ].join('\n'),
+    )
+    .action((opts: { check: boolean; force: boolean; project?: string; json?: boolean }) =>
+      run(async () => (await import('./commands/setup.js')).setupTfjsNodeCommand(opts, new Output(streams, !!opts.json))),
+    );
+
   program
     .command('doctor')
     .description(
