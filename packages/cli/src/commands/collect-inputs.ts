@@ -4,10 +4,10 @@
  * a glob keeps the path below its literal folder prefix. A name is never absolute and never climbs with `..`: a
  * glob match outside the prefix (a pattern that climbs out with `..`) is named by its file name alone.
  */
-import { promises as fsp, type Stats } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
-import { InputError } from '@scenimefy/io';
+import { InputError, assertRegularFile, isScenimefyError } from '@scenimefy/io';
 import { glob, isDynamicPattern } from 'tinyglobby';
 
 /** Extensions the translate command picks up inside folders and globs (explicit files are always tried). */
@@ -50,43 +50,24 @@ export interface CollectOptions {
   skipFolder?: string;
 }
 
-/** What a path names once symbolic links are followed. */
-type PathKind = { kind: 'file' } | { kind: 'folder' } | { kind: 'missing' } | { kind: 'other'; why: string };
-
-function describeStats(stat: Stats): string {
-  if (stat.isDirectory()) return 'a folder';
-  if (stat.isFIFO()) return 'a FIFO (named pipe)';
-  if (stat.isSocket()) return 'a socket';
-  if (stat.isCharacterDevice()) return 'a character device';
-  if (stat.isBlockDevice()) return 'a block device';
-  return 'not a regular file';
-}
+/** What a path names once symbolic links are followed; `other` carries io's one-line InputError message. */
+type PathKind = { kind: 'file' } | { kind: 'folder' } | { kind: 'missing' } | { kind: 'other'; message: string };
 
 /**
- * Classify `file` after following links. Only regular files are ever read: a FIFO would block the read forever
- * and /dev/zero never ends, so anything else is named for what it is.
+ * Classify `file` after following links. Only regular files are ever read (io's rule: a FIFO would block the
+ * read forever and /dev/zero never ends), so anything else but a folder is named for what it is.
  */
-// TODO(io): replace with @scenimefy/io's assertRegularFile once it is on main.
 async function pathKind(file: string): Promise<PathKind> {
-  // Errors from node:fs are compared by code, not instanceof (under jest they come from another realm).
-  const attempt = <T>(p: Promise<T>): Promise<T | { failed: string }> =>
-    p.catch((error: NodeJS.ErrnoException) => ({ failed: error.code ?? 'EIO' }));
-  const link = await attempt(fsp.lstat(file));
-  if ('failed' in link) {
-    return link.failed === 'ENOENT' || link.failed === 'ENOTDIR'
-      ? { kind: 'missing' }
-      : { kind: 'other', why: `cannot read (${link.failed})` };
+  try {
+    await assertRegularFile(file, 'the image');
+    return { kind: 'file' };
+  } catch (error) {
+    if (!isScenimefyError(error)) throw error;
+    if ((await fsp.stat(file).catch(() => undefined))?.isDirectory()) return { kind: 'folder' };
+    // Nothing at all by that name (not even a dangling link): for an argument, maybe a glob.
+    if ((await fsp.lstat(file).catch(() => undefined)) === undefined) return { kind: 'missing' };
+    return { kind: 'other', message: error.message };
   }
-  const through = link.isSymbolicLink() ? `symbolic link to ${await fsp.readlink(file).catch(() => '?')}` : undefined;
-  const stat = through === undefined ? link : await attempt(fsp.stat(file));
-  if ('failed' in stat) {
-    if (stat.failed === 'ENOENT' || stat.failed === 'ENOTDIR') return { kind: 'other', why: `dangling ${through} (no such file)` };
-    if (stat.failed === 'ELOOP') return { kind: 'other', why: `${through}: too many levels of symbolic links` };
-    return { kind: 'other', why: `cannot read (${stat.failed})` };
-  }
-  if (stat.isFile()) return { kind: 'file' };
-  if (stat.isDirectory()) return { kind: 'folder' };
-  return { kind: 'other', why: `${through === undefined ? 'is' : `${through},`} ${describeStats(stat)}, not a regular file` };
 }
 
 interface Walked {
@@ -120,7 +101,7 @@ async function walk(dir: string, skipReal: string | undefined, into: Walked): Pr
         const message = 'symbolic link to a folder, not followed (give it as an input of its own)';
         into.problems.push({ input: full, message: new InputError(message, { file: full }).message });
       } else if (kind.kind === 'other' && isImageName(e.name)) {
-        into.problems.push({ input: full, message: new InputError(kind.why, { file: full }).message });
+        into.problems.push({ input: full, message: kind.message });
       }
     }
   }
@@ -145,7 +126,7 @@ export async function collectInputs(args: readonly string[], options: CollectOpt
       }
       for (const f of files) items.push({ input: f, relativeStem: stemBelow(arg, f) });
     } else if (kind.kind === 'other') {
-      problems.push({ input: arg, message: new InputError(kind.why, { file: arg }).message });
+      problems.push({ input: arg, message: kind.message });
     } else if (isDynamicPattern(arg)) {
       const matches = (await glob(arg, { onlyFiles: true, absolute: false, expandDirectories: false })).filter(isImageName).sort();
       if (matches.length === 0) problems.push({ input: arg, message: `${arg}: pattern matched no images` });
@@ -154,7 +135,7 @@ export async function collectInputs(args: readonly string[], options: CollectOpt
         // The glob follows links and lists devices reached through them (a link to /dev/zero): read files only.
         const match = await pathKind(m);
         if (match.kind === 'file') items.push({ input: m, relativeStem: stemBelow(base, m) });
-        else problems.push({ input: m, message: new InputError(match.kind === 'other' ? match.why : 'vanished', { file: m }).message });
+        else if (match.kind === 'other') problems.push({ input: m, message: match.message });
       }
     } else {
       problems.push({ input: arg, message: new InputError('no such file or folder', { file: arg }).message });

@@ -278,10 +278,10 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
       const r = await runCli(['translate', inDir, '-o', outDir, '-m', model]);
       expect(r.code).toBe(1);
       expect(r.stderr.split('\n').filter((l) => l.startsWith('scenimefy: '))).toEqual([
-        `scenimefy: ${path.join(inDir, 'dangling.png')}: dangling symbolic link to ${path.join(tmp.dir, 'nowhere.png')} (no such file)`,
+        `scenimefy: ${path.join(inDir, 'dangling.png')}: cannot read the image: is a symbolic link to "${path.join(tmp.dir, 'nowhere.png')}", which does not exist`,
         `scenimefy: ${path.join(inDir, 'folder-link')}: symbolic link to a folder, not followed (give it as an input of its own)`,
-        `scenimefy: ${path.join(inDir, 'pipe.png')}: is a FIFO (named pipe), not a regular file`,
-        `scenimefy: ${path.join(inDir, 'zero.png')}: symbolic link to /dev/zero, a character device, not a regular file`,
+        `scenimefy: ${path.join(inDir, 'pipe.png')}: cannot read the image: is a FIFO (named pipe), not a regular file`,
+        `scenimefy: ${path.join(inDir, 'zero.png')}: cannot read the image: is a symbolic link to "/dev/zero", a character device, not a regular file`,
       ]);
       expect(r.stderr).toContain('translated 2, failed 4, skipped 0');
       expect(listFiles(outDir)).toEqual(['link.png', 'real.png']);
@@ -301,13 +301,15 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
       ]);
       expect(direct.code).toBe(1);
       expect(direct.stderr.split('\n').filter((l) => l.startsWith('scenimefy: '))).toEqual([
-        `scenimefy: ${fifo}: is a FIFO (named pipe), not a regular file`,
-        `scenimefy: ${path.join(inDir, 'zero.png')}: symbolic link to /dev/zero, a character device, not a regular file`,
+        `scenimefy: ${fifo}: cannot read the image: is a FIFO (named pipe), not a regular file`,
+        `scenimefy: ${path.join(inDir, 'zero.png')}: cannot read the image: is a symbolic link to "/dev/zero", a character device, not a regular file`,
       ]);
       // A glob lists what links reach, devices included: those are named too, never read.
       const globbed = await runCli(['translate', `${inDir}/*.png`, '-o', outDir, '-m', model, '--if-exists', 'skip']);
       expect(globbed.code).toBe(1);
-      expect(globbed.stderr).toContain(`zero.png: symbolic link to /dev/zero, a character device, not a regular file`);
+      expect(globbed.stderr).toContain(
+        'zero.png: cannot read the image: is a symbolic link to "/dev/zero", a character device, not a regular file',
+      );
     },
   );
 
