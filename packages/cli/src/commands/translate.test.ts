@@ -355,6 +355,32 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
     expect(listFiles(outDir)).toEqual(['a.png']);
   });
 
+  it('removes the temp files a killed writer left in its output folders, and nothing else (issue 12 #9)', async () => {
+    await photo(path.join(inDir, 'a.png'), 32, 32);
+    await photo(path.join(inDir, 'sub', 'b.png'), 32, 32);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited: no process has this pid now
+    const old = new Date(Date.now() - 3600_000);
+    const stale = [path.join(outDir, `.a.png.${dead}.0123456789ab.tmp`), path.join(outDir, 'sub', `.b.png.${dead}.ba9876543210.tmp`)];
+    const kept = [
+      path.join(outDir, `.c.png.${process.pid}.0123456789ab.tmp`), // a live writer's
+      path.join(outDir, `.d.png.${dead}.abcdef.tmp`), // not our naming
+      path.join(outDir, 'notes.txt'),
+    ];
+    for (const f of [...stale, ...kept]) {
+      await fsp.mkdir(path.dirname(f), { recursive: true });
+      await fsp.writeFile(f, 'half an image');
+      await fsp.utimes(f, old, old);
+    }
+    const r = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--json']);
+    expect(r.code).toBe(0);
+    expect(r.events().filter((e) => e.event === 'cleaned')).toEqual([
+      { event: 'cleaned', folder: outDir, files: [stale[0]] },
+      { event: 'cleaned', folder: path.join(outDir, 'sub'), files: [stale[1]] },
+    ]);
+    for (const f of stale) await expect(fsp.stat(f)).rejects.toThrow();
+    for (const f of kept) await expect(fsp.stat(f)).resolves.toBeTruthy();
+  });
+
   it('validates its options with usage errors', async () => {
     const r = await runCli(['translate', inDir, '-o', outDir, '--tile', '13']);
     expect(r.code).toBe(2);

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
 import type { TileSetting } from '@scenimefy/i2i-core';
-import { InputError, isScenimefyError, type ImageFormat } from '@scenimefy/io';
+import { InputError, isScenimefyError, removeStaleTempFiles, type ImageFormat } from '@scenimefy/io';
 
 import type { Output } from '../output';
 import { collectInputs } from './collect-inputs';
@@ -46,6 +46,25 @@ export async function translateCommand(inputs: string[], flags: TranslateFlags, 
   const outReal = await fsp.realpath(flags.output);
   const translator = await loadTranslator(flags, out);
   const claimed = new Map<string, string>();
+  // A writer killed mid-write (kill -9, power loss) leaves its .<name>.<pid>.<hex>.tmp behind: each output
+  // folder is swept once, when it is first written to (so only folders known to lie inside -o).
+  const cleaned = new Set<string>();
+  const cleanOnce = async (folder: string): Promise<void> => {
+    if (cleaned.has(folder)) return;
+    cleaned.add(folder);
+    try {
+      const removed = await removeStaleTempFiles(folder);
+      if (removed.length > 0) {
+        out.info(`removed ${removed.length} temp file(s) left in ${folder} by an interrupted run`);
+        out.event({ event: 'cleaned', folder, files: removed });
+      }
+    } catch (error) {
+      if (!isScenimefyError(error)) throw error;
+      // Leftovers are untidy, not a reason to fail the image.
+      out.info(`could not remove stale temp files: ${error.message}`);
+      out.event({ event: 'warning', message: error.message });
+    }
+  };
   let ok = 0;
   let failed = problems.length;
   let skipped = 0;
@@ -79,6 +98,7 @@ export async function translateCommand(inputs: string[], flags: TranslateFlags, 
       const t0 = performance.now();
       try {
         await prepareTargetFolder(target, flags.output, outReal);
+        await cleanOnce(path.dirname(target));
         const r = await translator.translateFile(item.input, target, {
           maxSide: flags.maxSide,
           resizeBack: flags.resizeBack,
