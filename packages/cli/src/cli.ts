@@ -97,7 +97,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .option(
       '--max-memory <GiB>',
       'refuse, before decoding, an image whose translation is estimated to need more memory than this (default 16; README: Limits)',
-      positiveInt('--max-memory'),
+      integerFlag('--max-memory', 1),
     )
     .option(
       '--tile <mode>',
