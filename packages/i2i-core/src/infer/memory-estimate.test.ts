@@ -120,7 +120,13 @@ describeIfFixture('i2i/netG-ngf16.pth', 'Translator memory budget (issue 12 #7)'
             const r = await t.translateFile(process.argv[3], process.argv[4]);
             const estimate = t.estimateMemory(${width}, ${width}).bytes;
             await t.dispose();
-            process.stdout.write(JSON.stringify({ tiled: r.tiled, peak: process.resourceUsage().maxRSS * 1024, estimate }));
+            // VmHWM, not resourceUsage().maxRSS: Linux carries the parent's RSS at fork into a child's maxrss
+            // across exec, so a child of a large jest worker would report the worker's size.
+            let status = '';
+            try { status = require('node:fs').readFileSync('/proc/self/status', 'utf8'); } catch {}
+            const hwm = /VmHWM:\\s+(\\d+) kB/.exec(status);
+            const peak = hwm ? Number(hwm[1]) * 1024 : process.resourceUsage().maxRSS * 1024;
+            process.stdout.write(JSON.stringify({ tiled: r.tiled, peak, estimate }));
           })();`,
         resolveDir: __dirname,
         loader: 'ts',
