@@ -125,7 +125,14 @@ export { ADAM_DEFAULTS, Adam } from './train/adam';
 export type { AdamOptions, AdamState } from './train/adam';
 export { linearLrFactor } from './train/lr-schedule';
 export type { LinearLrOptions } from './train/lr-schedule';
-export { SEMI_CUT_DEFAULTS, pairWeight, resolvedSemiCutOptions } from './train/options';
+export {
+  SEMI_CUT_DEFAULTS,
+  TRAIN_HEADINGS,
+  checkSemiCutOptions,
+  pairWeight,
+  resolvedSemiCutOptions,
+  semiCutOptionsSchema,
+} from './train/options';
 export type { PairWeightSchedule, PairedContentLoss, SemiCutOptions, VggInput } from './train/options';
 export { SemiCutModel, createSemiCutModel, queuedPatchIds } from './train/semi-cut';
 export type {
@@ -163,7 +170,35 @@ export {
   nonDefaultOptions,
   pickSemiCutOptions,
   resolvedTrainOptions,
+  trainOptionsSchema,
+  trainRunSettingsSchema,
 } from './train/train-options';
+export { runLoopOptionShape } from './train/run-options';
+export type { RunLoopDefaults, RunLoopHeadings, RunLoopOptions } from './train/run-options';
+
+export {
+  booleanOption,
+  choiceOption,
+  describeOptionKind,
+  integerListOption,
+  integerOption,
+  nullableIntegerOption,
+  numberOption,
+  optionFields,
+  optionMetaRegistry,
+  optionSetRegistry,
+  stringOption,
+} from './options/option-schema';
+export type { OnResume, OptionField, OptionKind, OptionMeta, OptionSetMeta, OptionsSchema } from './options/option-schema';
+export {
+  formatOptionsText,
+  nonDefaultOptionNames,
+  optionDefaults,
+  optionIssues,
+  pickOptions,
+  resolveOptions,
+} from './options/derive';
+export type { OptionsOf, ResolveOptionsSettings } from './options/derive';
 export type { TrainOptions, TrainRunSettings } from './train/train-options';
 export { RUN_FILES, trainSemiCut } from './train/trainer';
 export type { TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
