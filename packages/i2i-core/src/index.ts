@@ -202,13 +202,18 @@ export type { OptionsOf, ResolveOptionsSettings } from './options/derive';
 export type { TrainOptions, TrainRunSettings } from './train/train-options';
 export { RUN_FILES, trainSemiCut } from './train/trainer';
 export type { TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
+export { loadTrainingCheckpoint, saveTrainingCheckpoint } from './train/checkpoint';
 export {
   CHECKPOINTS_FOLDER,
+  CHECKPOINT_MANIFEST_FILE,
+  checkCheckpointTarget,
   checkpointFolderFor,
   checkpointFolderName,
+  checkpointFolderProblem,
   latestCheckpoint,
-  loadTrainingCheckpoint,
   pruneCheckpoints,
-  saveTrainingCheckpoint,
-} from './train/checkpoint';
+  removeStaleWorkFolders,
+  runRelativePath,
+  writeCheckpointFolder,
+} from './store/checkpoint-store';
 export type { LoadedTrainingCheckpoint, TrainingCheckpointState } from './train/checkpoint';

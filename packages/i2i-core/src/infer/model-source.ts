@@ -23,7 +23,7 @@ import {
 import { exportGeneratorOnnx, generatorStateDictFromOnnx } from '../export/onnx';
 import { fetchModel, type FetchModelOptions } from '../models/model-cache';
 import { DEFAULT_MODEL, findModel, resolveRegistry } from '../models/model-registry';
-import { latestCheckpoint } from '../train/checkpoint';
+import { latestCheckpoint } from '../store/checkpoint-store';
 
 export type ModelSourceKind = 'registry' | 'pytorch' | 'safetensors' | 'scenimefy-checkpoint' | 'onnx';
 

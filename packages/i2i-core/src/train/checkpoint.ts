@@ -10,14 +10,9 @@
  * - `rng.json`: `{ "rng": <the trainer's opaque RNG states>, "patchIds": { netF, netF_s: { seed, state } } }`;
  * - `checkpoint.json`: the manifest (architectures, weights sha256 and size, epoch / iteration / options).
  *
- * Crash safety: a checkpoint is written whole into a hidden sibling `.iter-….tmp-<pid>-<hex>` (each file fsynced)
- * and renamed into place, which is atomic on POSIX. Re-saving an existing folder moves the old one aside as
- * `.iter-….old-<pid>-<hex>` first; a crash between the two renames leaves that complete old folder, which
- * `latestCheckpoint` still finds and the next save or prune puts back. Pruning renames a folder to
- * `.iter-….deleting-<pid>-<hex>` before removing it, so a half-deleted checkpoint never carries a final name.
- * Killing the process at any moment therefore leaves every final-named folder complete.
+ * The folders are written, found and pruned by the generic store (store/checkpoint-store.ts: temp folder and
+ * rename, newest complete, keep-last-k), so a kill at any moment leaves the newest complete checkpoint intact.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
@@ -26,7 +21,6 @@ import {
   IntegrityError,
   ModelFormatError,
   UsageError,
-  fsyncDir,
   float32Tensor,
   readCheckpointManifest,
   readSafetensors,
@@ -50,6 +44,19 @@ import { createPatchSampleF, type PatchIdRngState, type PatchSampleF } from '../
 import { hwioFromOihw, oihwFromHwio, shapeText } from '../networks/state-dict';
 import type { Adam, AdamState } from './adam';
 import type { SemiCutModel, SemiCutNetworks } from './semi-cut';
+import { SEMI_CUT_ALWAYS_OPTIMIZED, SEMI_CUT_PARTS, type SemiCutOptimizerKey } from './semi-cut-parts';
+import {
+  CHECKPOINT_MANIFEST_FILE,
+  CHECKPOINTS_FOLDER,
+  checkpointFolderFor,
+  checkpointFolderName,
+  latestCheckpoint,
+  pruneCheckpoints,
+  writeCheckpointFolder,
+} from '../store/checkpoint-store';
+
+// The folder mechanics live in the generic store; re-exported for the modules and tests that use them with checkpoints.
+export { CHECKPOINTS_FOLDER, checkpointFolderFor, checkpointFolderName, latestCheckpoint, pruneCheckpoints };
 
 /** Where training stands when a checkpoint is written. */
 export interface TrainingCheckpointState {
@@ -76,95 +83,9 @@ export interface LoadedTrainingCheckpoint {
   folder: string;
 }
 
-export const CHECKPOINTS_FOLDER = 'checkpoints';
 export const WEIGHTS_FILE = 'weights.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const RNG_FILE = 'rng.json';
-const MANIFEST_FILE = 'checkpoint.json';
-
-const FINAL_NAME = /^iter-(\d{9,})$/;
-/** Hidden work folders beside the final ones: `.<name>.<kind>-<pid>-<hex>`. */
-const WORK_NAME = /^\.(.+)\.(tmp|old|deleting)-\d+-[0-9a-f]+$/;
-
-/** `iter-000001000`: the folder name of the checkpoint after `iteration` steps. */
-export function checkpointFolderName(iteration: number): string {
-  if (!Number.isSafeInteger(iteration) || iteration < 0)
-    throw new UsageError(`checkpoint iteration must be an integer ≥ 0, got ${String(iteration)}`);
-  return `iter-${String(iteration).padStart(9, '0')}`;
-}
-
-/** `<runFolder>/checkpoints/iter-<9 digits>`: where a run keeps the checkpoint after `iteration` steps. */
-export function checkpointFolderFor(runFolder: string, iteration: number): string {
-  return path.join(runFolder, CHECKPOINTS_FOLDER, checkpointFolderName(iteration));
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Names
-
-/** Optimiser name in optimizer.safetensors for each optimiser of the model (the reference's network suffixes). */
-const OPTIMIZER_NAMES = [
-  ['G', 'G'],
-  ['D', 'D'],
-  ['Dp', 'D_p'],
-  ['F', 'F'],
-  ['Fs', 'F_s'],
-] as const;
-type OptimizerKey = (typeof OPTIMIZER_NAMES)[number][0];
-
-/** Which network each optimiser updates, by model field and by checkpoint name. */
-const OPTIMIZED_NETWORK: Record<OptimizerKey, keyof SemiCutNetworks> = { G: 'netG', D: 'netD', Dp: 'netDp', F: 'netF', Fs: 'netFs' };
-
-// ---------------------------------------------------------------------------------------------------------
-// Small file-system helpers
-
-async function exists(p: string): Promise<boolean> {
-  return (await fsp.stat(p).catch(() => undefined)) !== undefined;
-}
-
-function workName(finalName: string, kind: 'tmp' | 'old' | 'deleting'): string {
-  return `.${finalName}.${kind}-${process.pid}-${randomBytes(6).toString('hex')}`;
-}
-
-/** Work folders of saves and prunes still running in this process: never cleaned as stale. */
-const inFlight = new Set<string>();
-
-/** Removes a folder by renaming it aside first, so no final-named folder is ever half deleted. */
-async function removeFolder(folder: string): Promise<void> {
-  const aside = path.join(path.dirname(folder), workName(path.basename(folder), 'deleting'));
-  inFlight.add(aside);
-  try {
-    await fsp.rename(folder, aside);
-    await fsyncDir(path.dirname(folder));
-    await fsp.rm(aside, { recursive: true, force: true });
-  } finally {
-    inFlight.delete(aside);
-  }
-}
-
-/**
- * Tidies `parent` after crashes: removes stale `.tmp` / `.deleting` work folders, puts back a complete `.old`
- * folder whose final name is missing (a crash while replacing it) and removes the other `.old` ones.
- */
-async function cleanWorkFolders(parent: string): Promise<void> {
-  const entries = await fsp.readdir(parent).catch(() => [] as string[]);
-  const restored = new Set<string>();
-  for (const entry of entries) {
-    const m = WORK_NAME.exec(entry);
-    const full = path.join(parent, entry);
-    if (m === null || inFlight.has(full)) continue;
-    const [, finalName, kind] = m as unknown as [string, string, string];
-    if (kind === 'old') {
-      const target = path.join(parent, finalName);
-      if (!restored.has(finalName) && !(await exists(target)) && (await checkpointProblem(full)) === undefined) {
-        await fsp.rename(full, target);
-        await fsyncDir(parent);
-        restored.add(finalName);
-        continue;
-      }
-    }
-    await fsp.rm(full, { recursive: true, force: true });
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // JSON safety
@@ -230,13 +151,7 @@ function patchSamplerConfigOf(net: PatchSampleF, layers: readonly number[]): Non
 
 /** The networks of the model under their checkpoint names, in the file's order. */
 function namedNetworks(n: SemiCutNetworks): Array<[string, { stateDict(): Promise<Map<string, Float32TensorData>> }]> {
-  return [
-    ['netG', n.netG],
-    ['netD', n.netD],
-    ['netD_p', n.netDp],
-    ['netF', n.netF],
-    ['netF_s', n.netFs],
-  ];
+  return SEMI_CUT_PARTS.map((p) => [p.network, n[p.field]]);
 }
 
 /** An Adam state as file tensors: conv moments turned from the variables' HWIO into PyTorch's OIHW. */
@@ -275,31 +190,11 @@ export async function saveTrainingCheckpoint(
   state: TrainingCheckpointState,
   meta: { generatedBy: { name: string; version: string } },
 ): Promise<CheckpointManifest> {
-  const target = path.resolve(folder);
-  if (await exists(path.join(target, 'run.json'))) {
-    throw new UsageError(`saveTrainingCheckpoint: ${target} is a run folder; save into checkpointFolderFor(runFolder, iteration)`);
-  }
-  const existing = await fsp.stat(target).catch(() => undefined);
-  if (
-    existing !== undefined &&
-    (!existing.isDirectory() || (!(await exists(path.join(target, MANIFEST_FILE))) && (await fsp.readdir(target)).length > 0))
-  ) {
-    throw new UsageError(`saveTrainingCheckpoint: ${target} exists and holds no checkpoint.json; refusing to replace it`);
-  }
   const options = checkedJson(state.options, 'options');
   const rng = checkedJson(state.rng, 'rng');
   const { networks, optimizers } = model;
 
-  const parent = path.dirname(target);
-  const finalName = path.basename(target);
-  await fsp.mkdir(parent, { recursive: true });
-  await cleanWorkFolders(parent);
-
-  const tmp = path.join(parent, workName(finalName, 'tmp'));
-  inFlight.add(tmp);
-  try {
-    await fsp.mkdir(tmp);
-
+  return writeCheckpointFolder(folder, async (tmp) => {
     const weights: TensorMap = new Map();
     for (const [name, net] of namedNetworks(networks)) {
       for (const [key, t] of await net.stateDict()) weights.set(`${name}.${key}`, float32Tensor(t.shape, t.data));
@@ -309,7 +204,7 @@ export async function saveTrainingCheckpoint(
 
     const moments: TensorMap = new Map();
     const metadata: Record<string, string> = {};
-    for (const [key, name] of OPTIMIZER_NAMES) {
+    for (const { optimizerKey: key, optimizer: name } of SEMI_CUT_PARTS) {
       const adam = optimizers[key];
       if (adam === undefined) continue;
       optimizerTensors(name, await adam.state(), moments);
@@ -351,128 +246,9 @@ export async function saveTrainingCheckpoint(
       },
     };
     // Written last: inside the work folder a checkpoint.json means every other file is already there.
-    await writeCheckpointManifest(path.join(tmp, MANIFEST_FILE), manifest);
-    await fsyncDir(tmp);
-    await moveIntoPlace(tmp, target);
+    await writeCheckpointManifest(path.join(tmp, CHECKPOINT_MANIFEST_FILE), manifest);
     return manifest;
-  } finally {
-    inFlight.delete(tmp);
-    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-  }
-}
-
-/** Renames the finished work folder to `target`, replacing an existing folder of that name only after the new one is whole. */
-async function moveIntoPlace(tmp: string, target: string): Promise<void> {
-  const parent = path.dirname(target);
-  if (!(await exists(target))) {
-    await fsp.rename(tmp, target);
-    await fsyncDir(parent);
-    return;
-  }
-  const old = path.join(parent, workName(path.basename(target), 'old'));
-  inFlight.add(old);
-  try {
-    await fsp.rename(target, old);
-    await fsp.rename(tmp, target);
-    await fsyncDir(parent);
-    await fsp.rm(old, { recursive: true, force: true });
-  } finally {
-    inFlight.delete(old);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Completeness and discovery
-
-/** Why `folder` is not a complete checkpoint (its manifest unreadable or invalid, a listed file missing or of the wrong size), or undefined. */
-async function checkpointProblem(folder: string): Promise<string | undefined> {
-  let manifest: CheckpointManifest;
-  try {
-    manifest = await readCheckpointManifest(path.join(folder, MANIFEST_FILE));
-  } catch (error) {
-    return (error as Error).message;
-  }
-  const weights = await fsp.stat(path.join(folder, manifest.weights.file)).catch(() => undefined);
-  if (weights?.isFile() !== true) return `${manifest.weights.file} is missing`;
-  if (weights.size !== manifest.weights.size)
-    return `${manifest.weights.file} has ${weights.size} bytes, checkpoint.json says ${manifest.weights.size}`;
-  for (const file of [manifest.training?.optimizerFile, manifest.training?.rngFile]) {
-    if (file !== undefined && (await fsp.stat(path.join(folder, file)).catch(() => undefined))?.isFile() !== true)
-      return `${file} is missing`;
-  }
-  return undefined;
-}
-
-interface Candidate {
-  iteration: number;
-  folder: string;
-  /** A final-named folder (not a `.old` one left by a crash while replacing). */
-  final: boolean;
-}
-
-/** Final-named checkpoint folders and orphaned `.old` ones (their final name missing), newest first. */
-async function candidates(runFolder: string): Promise<Candidate[]> {
-  const dir = path.join(runFolder, CHECKPOINTS_FOLDER);
-  const entries = await fsp.readdir(dir).catch(() => [] as string[]);
-  const finals = new Set(entries.filter((e) => FINAL_NAME.test(e)));
-  const out: Candidate[] = [];
-  for (const entry of entries) {
-    const final = FINAL_NAME.exec(entry);
-    if (final !== null) {
-      out.push({ iteration: Number(final[1]), folder: path.join(dir, entry), final: true });
-      continue;
-    }
-    const work = WORK_NAME.exec(entry);
-    const name = work?.[1];
-    const iteration = name === undefined ? null : FINAL_NAME.exec(name);
-    if (work?.[2] === 'old' && name !== undefined && iteration !== null && !finals.has(name)) {
-      out.push({ iteration: Number(iteration[1]), folder: path.join(dir, entry), final: false });
-    }
-  }
-  return out.sort((a, b) => b.iteration - a.iteration || Number(b.final) - Number(a.final));
-}
-
-/**
- * The newest complete checkpoint folder of a run (`<runFolder>/checkpoints/iter-…`), or undefined when there is
- * none. Complete: checkpoint.json valid and every file it lists present, the weights with the recorded size.
- * Read-only: it never removes anything, so it is safe while a trainer writes into the run.
- */
-export async function latestCheckpoint(runFolder: string): Promise<string | undefined> {
-  for (const c of await candidates(runFolder)) {
-    if ((await checkpointProblem(c.folder)) === undefined) return c.folder;
-  }
-  return undefined;
-}
-
-/** Accepts absolute paths, paths relative to the run folder (as run.json's `folder`) and bare folder names. */
-function protectedFolders(runFolder: string, protect: readonly string[]): Set<string> {
-  const out = new Set<string>();
-  for (const p of protect) {
-    out.add(path.resolve(runFolder, p));
-    out.add(path.resolve(runFolder, CHECKPOINTS_FOLDER, p));
-  }
-  return out;
-}
-
-/**
- * Deletes every complete checkpoint of the run but the newest `keep` and those named in `protect` (absolute, relative
- * to the run folder, or bare names), oldest first; also clears work folders left by crashes. Folders that are not
- * complete checkpoints (e.g. of a newer format) are left alone. Returns the deleted folders.
- */
-export async function pruneCheckpoints(runFolder: string, keep: number, protect: readonly string[] = []): Promise<string[]> {
-  if (!Number.isSafeInteger(keep) || keep < 0) throw new UsageError(`pruneCheckpoints: keep must be an integer ≥ 0, got ${String(keep)}`);
-  const dir = path.join(runFolder, CHECKPOINTS_FOLDER);
-  await cleanWorkFolders(dir);
-  const kept = protectedFolders(runFolder, protect);
-  const complete: string[] = [];
-  for (const c of await candidates(runFolder)) {
-    if (c.final && (await checkpointProblem(c.folder)) === undefined) complete.push(c.folder);
-  }
-  const doomed = complete.slice(keep).filter((f) => !kept.has(path.resolve(f)));
-  doomed.reverse();
-  for (const folder of doomed) await removeFolder(folder);
-  if (doomed.length > 0) await fsyncDir(dir);
-  return doomed;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -648,7 +424,7 @@ function checkNoStrayMoments(tensors: TensorMap, names: readonly string[], expec
  *   model.optimizers.G.loadState(ckpt.optimizerStates.G); // … D, Dp; F and Fs after dataDependentInit
  */
 export async function loadTrainingCheckpoint(tf: Tf, folder: string): Promise<LoadedTrainingCheckpoint> {
-  const manifestFile = path.join(folder, MANIFEST_FILE);
+  const manifestFile = path.join(folder, CHECKPOINT_MANIFEST_FILE);
   const manifest = await readCheckpointManifest(manifestFile);
   const training = manifest.training;
   if (training?.optimizerFile === undefined || training.rngFile === undefined) {
@@ -690,26 +466,26 @@ export async function loadTrainingCheckpoint(tf: Tf, folder: string): Promise<Lo
     const netFs = keep(buildPatchSampler(tf, 'netF_s', fsConfig, weights, rngJson.patchIds['netF_s'], files));
     const networks: SemiCutNetworks = { netG, netD, netDp, netF, netFs };
 
-    const present = OPTIMIZER_NAMES.filter(([, name]) => optimizer.metadata[`${name}.step`] !== undefined);
-    const states: Partial<Record<OptimizerKey, AdamState>> = {};
+    const present = SEMI_CUT_PARTS.filter((p) => optimizer.metadata[`${p.optimizer}.step`] !== undefined);
+    const states: Partial<Record<SemiCutOptimizerKey, AdamState>> = {};
     let expected = 0;
-    for (const [key, name] of present) {
-      const variables = networks[OPTIMIZED_NETWORK[key]].variables;
+    for (const p of present) {
+      const variables = networks[p.field].variables;
       if (variables.size === 0) {
-        throw new ModelFormatError(`holds optimiser ${name} but ${OPTIMIZED_NETWORK[key]} has no heads in checkpoint.json`, {
+        throw new ModelFormatError(`holds optimiser ${p.optimizer} but ${p.network} has no heads in checkpoint.json`, {
           file: optimizerFile,
         });
       }
-      states[key] = optimizerState(optimizer.tensors, optimizer.metadata, name, variables, optimizerFile);
+      states[p.optimizerKey] = optimizerState(optimizer.tensors, optimizer.metadata, p.optimizer, variables, optimizerFile);
       expected += 2 * variables.size;
     }
-    for (const [key, name] of OPTIMIZER_NAMES.slice(0, 3)) {
-      if (states[key] === undefined)
-        throw new ModelFormatError(`no state for optimiser ${name} (no __metadata__ ${name}.step)`, { file: optimizerFile });
+    for (const p of SEMI_CUT_PARTS.filter((part) => SEMI_CUT_ALWAYS_OPTIMIZED.includes(part.optimizerKey))) {
+      if (states[p.optimizerKey] === undefined)
+        throw new ModelFormatError(`no state for optimiser ${p.optimizer} (no __metadata__ ${p.optimizer}.step)`, { file: optimizerFile });
     }
     checkNoStrayMoments(
       optimizer.tensors,
-      present.map(([, name]) => name),
+      present.map((p) => p.optimizer),
       expected,
       optimizerFile,
     );
