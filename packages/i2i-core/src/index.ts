@@ -202,7 +202,7 @@ export type { OptionsOf, ResolveOptionsSettings } from './options/derive';
 export type { TrainOptions, TrainRunSettings } from './train/train-options';
 export { RUN_FILES, trainSemiCut } from './train/trainer';
 export type { TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
-export { loadTrainingCheckpoint, saveTrainingCheckpoint } from './train/checkpoint';
+export { loadTrainingCheckpoint, saveTrainingCheckpoint } from './train/semi-cut-checkpoint';
 export {
   CHECKPOINTS_FOLDER,
   CHECKPOINT_MANIFEST_FILE,
@@ -216,4 +216,4 @@ export {
   runRelativePath,
   writeCheckpointFolder,
 } from './store/checkpoint-store';
-export type { LoadedTrainingCheckpoint, TrainingCheckpointState } from './train/checkpoint';
+export type { LoadedTrainingCheckpoint, TrainingCheckpointState } from './train/semi-cut-checkpoint';

@@ -68,16 +68,29 @@ export { contractIssues, parseContract } from './contracts/parse-contract';
 export { CONTRACTS } from './contracts/registry';
 export { contractJsonSchema, contractJsonSchemaFiles, contractSchemaId } from './contracts/json-schema';
 export type { JsonSchemaFile } from './contracts/json-schema';
-export { checkpointContract, checkpointManifestSchema } from './contracts/checkpoint-manifest';
+export {
+  checkpointContract,
+  checkpointContractV1,
+  checkpointManifestSchema,
+  checkpointManifestV1Schema,
+  networkConfigSchema,
+} from './contracts/checkpoint-manifest';
 export type {
   CheckpointManifest,
+  CheckpointManifestV1,
   CheckpointNetworks,
+  CheckpointOptimizer,
   CheckpointSource,
   CheckpointTraining,
   DiscriminatorConfig,
   GeneratorConfig,
+  LinearConfig,
+  NetworkArchitecture,
+  NetworkConfig,
   NetworkName,
   PatchSamplerConfig,
+  StyleGan2DiscriminatorConfig,
+  StyleGan2GeneratorConfig,
 } from './contracts/checkpoint-manifest';
 export { datasetContract, datasetManifestSchema, isReferenceImageFile } from './contracts/dataset-manifest';
 export type {

@@ -26,7 +26,7 @@ async function writeGeneratorCheckpoint(dir: string, generator: TensorMap): Prom
   await writeSafetensors(weights, new Map([...generator].map(([k, t]) => [`netG.${k}`, t])));
   await writeCheckpointManifest(path.join(dir, 'checkpoint.json'), {
     format: 'scenimefy-checkpoint',
-    formatVersion: 1,
+    formatVersion: 2,
     generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
     createdAt: new Date().toISOString(),
     networks: {

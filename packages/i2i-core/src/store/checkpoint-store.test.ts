@@ -23,7 +23,7 @@ async function writeTiny(tmp: string, value: number): Promise<void> {
   await writeSafetensors(weights, new Map([['netG.model.1.bias', float32Tensor([1], Float32Array.of(value))]]));
   await writeCheckpointManifest(path.join(tmp, 'checkpoint.json'), {
     format: 'scenimefy-checkpoint',
-    formatVersion: 1,
+    formatVersion: 2,
     generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
     createdAt: new Date().toISOString(),
     networks: {

@@ -39,7 +39,7 @@ import { createPatchDiscriminator } from '../networks/discriminator';
 import { createResnetGenerator } from '../networks/generator';
 import { createPatchSampleF } from '../networks/patch-sample';
 import { splitmix32 } from '../seeded-rng';
-import { latestCheckpoint, loadTrainingCheckpoint, pruneCheckpoints, saveTrainingCheckpoint } from './checkpoint';
+import { latestCheckpoint, loadTrainingCheckpoint, pruneCheckpoints, saveTrainingCheckpoint } from './semi-cut-checkpoint';
 import { AlignedDataset, UnalignedDataset } from './data';
 import type { DataRngState, DataSample } from './data';
 import { TrainEventLog, readTrainEvents } from './events';
