@@ -8,7 +8,7 @@
  * A stage adds a `TrainingStage`: its options schema, the datasets it reads, and how it opens a `TrainingTask`
  * (the data, a fresh model on the first batch, a model from a checkpoint).
  */
-import type { BackendPreference, JsonValue, NetworkConfig } from '@scenimefy/io';
+import type { BackendPreference, CheckpointManifest, JsonValue, NetworkConfig } from '@scenimefy/io';
 import type { Variable } from '@tensorflow/tfjs-core';
 
 import type { Tf } from '../layers/tf';
@@ -16,8 +16,11 @@ import type { Float32TensorData } from '../networks/generator';
 import type { OptionsSchema } from '../options/option-schema';
 import type { Adam } from './adam';
 import type { ReadTrainingCheckpoint } from './model-checkpoint';
+import type { ReportChartGroup } from './report';
 import type { RunLoopOptions } from './run-options';
 import type { SampleGridRow } from './sample-grid';
+
+export type { ReportChartGroup };
 
 /** A network as a checkpoint holds it: tensors `<name>.<state_dict key>` and its entry in checkpoint.json's networks. */
 export interface TrainableNetwork {
@@ -33,18 +36,6 @@ export interface TrainableNetwork {
 export interface TrainableOptimizer {
   readonly networks: readonly string[];
   readonly adam: Adam;
-}
-
-/** One loss chart of report.html. */
-export interface ReportChartGroup {
-  readonly id: string;
-  readonly title: string;
-  /** Losses charted here, in legend order (a logged name listed nowhere goes to the `rest` group, after these). */
-  readonly losses: readonly string[];
-  /** Also chart here any other loss this accepts (e.g. every `D_…` key), in name order after `losses`. */
-  readonly matches?: (loss: string) => boolean;
-  /** The group for losses no group lists or matches (default: a last "Other losses" chart). */
-  readonly rest?: boolean;
 }
 
 /** What a model's losses are called and how they are shown; known before the model is built. */
@@ -127,6 +118,8 @@ export interface TrainingStage<Options extends RunLoopOptions, Batch, Extra = un
   readonly optionsWhat: string;
   /** Names of the datasets it reads (recorded in run.json with their paths and digests), e.g. ['unpaired', 'paired']. */
   readonly datasets: readonly string[];
+  /** Model-specific checks of a checkpoint.json to resume from, before its weights are read (e.g. its networks' wiring). */
+  readonly checkCheckpoint?: (manifest: CheckpointManifest, file: string) => void;
   /** Opens the data (refusing bad input before anything is written), loads the backend and what the model needs. */
   openTask(context: TaskContext<Options, Extra>): Promise<TrainingTask<Batch>>;
 }
