@@ -103,7 +103,15 @@ export type {
   PairProvenance,
   PairScores,
 } from './contracts/dataset-manifest';
-export { runContract, runManifestSchema } from './contracts/run-manifest';
-export type { RunCheckpoint, RunError, RunManifest, RunStatus } from './contracts/run-manifest';
+export { runContract, runContractV1, runManifestSchema, runManifestV1Schema } from './contracts/run-manifest';
+export type {
+  RunCheckpoint,
+  RunDataset,
+  RunError,
+  RunManifest,
+  RunManifestV1,
+  RunResume,
+  RunStatus,
+} from './contracts/run-manifest';
 
 export { PACKAGE_NAME, PACKAGE_VERSION } from './version';
