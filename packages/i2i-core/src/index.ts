@@ -161,7 +161,7 @@ export {
   renderTrainingReport,
   writeTrainingReport,
 } from './train/report';
-export type { TrainingReportInput, TrainingReportOptions, TrainingReportStatus } from './train/report';
+export type { ReportChartGroup, TrainingReportInput, TrainingReportOptions, TrainingReportStatus } from './train/report';
 
 export {
   TRAIN_DEFAULTS,
@@ -200,9 +200,53 @@ export {
 } from './options/derive';
 export type { OptionsOf, ResolveOptionsSettings } from './options/derive';
 export type { TrainOptions, TrainRunSettings } from './train/train-options';
-export { RUN_FILES, trainSemiCut } from './train/trainer';
-export type { TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
-export { loadTrainingCheckpoint, saveTrainingCheckpoint } from './train/semi-cut-checkpoint';
+export { RUN_FILES, SEMI_CUT_STAGE, trainSemiCut } from './train/trainer';
+export type { SemiCutStageInput, TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
+export { runTraining } from './train/run-loop';
+export type { TrainRunRequest } from './train/run-loop';
+export { RunFolder } from './train/run-folder';
+export { RUN_LOCK_FILE, RunLock, describeLockHolder } from './train/run-lock';
+export type { AcquiredRunLock, RunLockHolder } from './train/run-lock';
+export type {
+  ModelDescription,
+  TaskContext,
+  TrainableModel,
+  TrainableNetwork,
+  TrainableOptimizer,
+  TrainingData,
+  TrainingStage,
+  TrainingTask,
+} from './train/trainable-model';
+export {
+  OPTIMIZER_FILE,
+  RNG_FILE,
+  WEIGHTS_FILE,
+  readModelCheckpoint,
+  restoreOptimizers,
+  saveModelCheckpoint,
+} from './train/model-checkpoint';
+export type {
+  CheckpointableModel,
+  ReadModelCheckpointOptions,
+  ReadTrainingCheckpoint,
+  TrainingCheckpointState,
+} from './train/model-checkpoint';
+export { adamStateFromTensors, adamStateMetadata, adamStateTensors, checkOptimizerTensors, hasAdamState } from './train/adam-state';
+export { datasetDigest } from './train/dataset-digest';
+export type { DatasetDigest } from './train/dataset-digest';
+export { loadVgg19FeaturesFromWeights } from './train/vgg-weights';
+export type { Vgg19WeightsOptions } from './train/vgg-weights';
+export { SEMI_CUT_DESCRIPTION, semiCutTrainable } from './train/semi-cut-trainable';
+export { SEMI_CUT_PARTS } from './train/semi-cut-parts';
+export type { SemiCutNetworkField, SemiCutOptimizerKey, SemiCutPart } from './train/semi-cut-parts';
+export {
+  SEMI_CUT_MODEL_NAME,
+  checkSemiCutManifest,
+  loadTrainingCheckpoint,
+  saveTrainingCheckpoint,
+  semiCutCheckpointable,
+  semiCutFromCheckpoint,
+} from './train/semi-cut-checkpoint';
 export {
   CHECKPOINTS_FOLDER,
   CHECKPOINT_MANIFEST_FILE,
@@ -216,4 +260,4 @@ export {
   runRelativePath,
   writeCheckpointFolder,
 } from './store/checkpoint-store';
-export type { LoadedTrainingCheckpoint, TrainingCheckpointState } from './train/semi-cut-checkpoint';
+export type { LoadedTrainingCheckpoint } from './train/semi-cut-checkpoint';

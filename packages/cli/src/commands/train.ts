@@ -82,7 +82,11 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
           }
           bar?.update(p.iteration, {
             epoch: p.epoch,
-            losses: `G ${short(p.losses.G)} D ${short(p.losses.D)} D_p ${short(p.losses.D_p)} NCE_s ${short(p.losses.NCE_s)} SRC ${short(p.losses.SRC)} HDCE ${short(p.losses.HDCE)}`,
+            // The model names the losses its progress line shows.
+            losses: p.progressLosses
+              .filter((name) => p.losses[name] !== undefined)
+              .map((name) => `${name} ${short(p.losses[name] as number)}`)
+              .join(' '),
             spi: p.seconds.toFixed(2),
           });
         },
