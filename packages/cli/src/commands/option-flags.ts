@@ -21,6 +21,8 @@ export interface SchemaFlag {
   readonly boolean?: 'sets-true' | 'sets-false';
   /** The `--help` heading. */
   readonly group: string;
+  /** Whether a resumed run takes a new value of it (`override`) or keeps the one it started with (`fixed`). */
+  readonly onResume: 'fixed' | 'override';
 }
 
 /** What a nullable option's parser returns for `none`: commander turns a parsed null into '' (its "no value"). */
@@ -71,7 +73,7 @@ export function flagsFromSchema(schema: OptionsSchema): SchemaFlag[] {
   for (const { key, meta } of optionFields(schema)) {
     if (meta.flag === undefined) continue;
     const group = meta.heading ?? 'Options:';
-    const base = { flags: meta.flag, key, help: meta.help, shownDefault: meta.default, group };
+    const base = { flags: meta.flag, key, help: meta.help, shownDefault: meta.default, group, onResume: meta.onResume };
     if (meta.kind.type === 'boolean') {
       flags.push({ ...base, boolean: meta.default === true ? 'sets-false' : 'sets-true' });
       continue;
@@ -114,6 +116,11 @@ export function commanderOptions(flags: readonly SchemaFlag[]): Option[] {
     if (f.parse) option.argParser(f.parse as (value: string, previous: unknown) => unknown);
     return option;
   });
+}
+
+/** The long flag a user types: `--lambda-nce-s`, `--no-flip`. */
+export function flagName(flag: SchemaFlag): string {
+  return `--${longFlag(flag.flags)}`;
 }
 
 /** Commander's attribute name of a flag (`--lambda-nce-s` → lambdaNceS, `--no-flip` → flip). */

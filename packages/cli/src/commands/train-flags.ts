@@ -8,6 +8,7 @@ import type { Option } from 'commander';
 import {
   attributeOf,
   commanderOptions,
+  flagName,
   flagsFromSchema,
   optionsFromFlags as optionsFromSchemaFlags,
   type SchemaFlag,
@@ -27,4 +28,9 @@ export { attributeOf };
 /** The TrainOptions the user set on the command line, from commander's parsed values. */
 export function optionsFromFlags(values: Record<string, unknown>, flags: readonly TrainFlag[] = TRAIN_FLAGS): Record<string, unknown> {
   return optionsFromSchemaFlags(values, flags);
+}
+
+/** The flags a resumed run takes anew (the others keep the values the run started with). */
+export function resumeOverrideFlags(): string[] {
+  return TRAIN_FLAGS.filter((f) => f.onResume === 'override').map(flagName);
 }

@@ -1,7 +1,8 @@
 /**
  * `scenimefy train`: a semi_cut training run from an unpaired and a paired dataset into a run folder, with a
- * progress bar (iteration, losses, ETA), NDJSON events in --json mode, and Ctrl-C stopping after the current
- * step with a checkpoint (a second Ctrl-C exits at once; the newest checkpoint on disk stays intact).
+ * progress bar (iteration, the model's losses, ETA), NDJSON events in --json mode, and Ctrl-C stopping after the
+ * current step with a checkpoint (a second Ctrl-C exits at once; the newest checkpoint on disk stays intact). A
+ * reader of stdout that goes away (`--json | head -1`) stops the run the same way, quietly.
  */
 import * as path from 'node:path';
 
@@ -12,14 +13,36 @@ import type { Output } from '../output';
 import { startProgress } from './progress';
 
 export interface TrainFlags {
-  unpaired: string;
-  paired: string;
+  /** Needed for a new run; a resumed run uses the recorded datasets unless they are given again. */
+  unpaired?: string;
+  paired?: string;
   out: string;
   resume: boolean;
   vggWeights?: string;
   offline: boolean;
   backend?: BackendPreference;
   options: Partial<TrainOptions>;
+}
+
+/** 128 + SIGPIPE, what a shell reports for a program whose stdout reader went away (the CLI's main says the same). */
+const EXIT_STDOUT_CLOSED = 141;
+
+/** Write errors that mean stdout's reader is gone. */
+const STDOUT_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+/**
+ * A signal that aborts once stdout's reader goes away: Output's own `closed` where it has one; else a listener on
+ * stdout here, which also keeps the EPIPE from crashing the process with a stack trace.
+ */
+function stdoutClosedSignal(out: Output): AbortSignal {
+  const own = (out as Output & { closed?: AbortSignal }).closed;
+  if (own !== undefined) return own;
+  const controller = new AbortController();
+  out.streams.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== undefined && STDOUT_GONE.has(error.code)) controller.abort();
+    else out.streams.stderr.write(`scenimefy: cannot write to stdout (${error.code ?? error.message})\n`);
+  });
+  return controller.signal;
 }
 
 function short(value: number): string {
@@ -30,6 +53,7 @@ function short(value: number): string {
 export async function trainCommand(flags: TrainFlags, out: Output): Promise<number> {
   const { trainSemiCut } = await import('@scenimefy/i2i-core');
   const controller = new AbortController();
+  const stdoutClosed = stdoutClosedSignal(out);
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts += 1;
@@ -56,14 +80,16 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
         offline: flags.offline,
       },
       {
-        signal: controller.signal,
+        signal: AbortSignal.any([controller.signal, stdoutClosed]),
         onEvent: (event: TrainEvent) => {
-          out.event({ ...event, event: event.type } as never);
+          if (!stdoutClosed.aborted) out.event({ ...event, event: event.type } as never);
           if (event.type === 'start') {
             out.info(
               `${event.resumedFrom ? `resuming ${flags.out} from ${event.resumedFrom}` : `training into ${flags.out}`} on ${event.backend}` +
                 ` (iteration ${event.iteration}, epoch ${event.epoch})`,
             );
+          } else if (event.type === 'note') {
+            out.info(`note: ${event.message}`);
           } else if (event.type === 'checkpoint') {
             if (bar === undefined) out.info(`checkpoint ${event.folder}`);
           } else if (event.type === 'iteration' && bar === undefined) {
@@ -94,6 +120,8 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
     );
     bar?.stop();
     bar = undefined;
+    // Nothing more goes to a stdout nobody reads; the run stopped with its checkpoint.
+    if (stdoutClosed.aborted) return EXIT_STDOUT_CLOSED;
     const where = result.checkpoint ? path.relative(process.cwd(), result.checkpoint) || result.checkpoint : 'no checkpoint';
     out.result(
       `${result.status}: ${result.iteration} iterations, epoch ${result.epoch}, newest checkpoint ${where}; report ${path.join(flags.out, 'report.html')}`,
