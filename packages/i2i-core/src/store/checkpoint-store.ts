@@ -36,7 +36,10 @@ export function checkpointFolderFor(runFolder: string, iteration: number): strin
   return path.join(runFolder, CHECKPOINTS_FOLDER, checkpointFolderName(iteration));
 }
 
-/** `checkpoints/iter-000000006`: a path inside a run folder as run.json and events.ndjson record it (POSIX, relative). */
+/**
+ * `checkpoints/iter-000000006`: a path inside a folder as run.json, events.ndjson and dataset digests record it
+ * (relative, `/`-separated on every platform).
+ */
 export function runRelativePath(runFolder: string, target: string): string {
   return path.relative(runFolder, target).split(path.sep).join('/');
 }

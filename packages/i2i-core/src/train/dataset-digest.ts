@@ -13,6 +13,8 @@ import * as path from 'node:path';
 
 import { InputError } from '@scenimefy/io';
 
+import { runRelativePath } from '../store/checkpoint-store';
+
 export interface DatasetDigest {
   /** Regular files listed. */
   readonly files: number;
@@ -34,7 +36,7 @@ async function listFiles(root: string, dir: string, out: string[]): Promise<void
     const stat = await fsp.stat(full).catch(() => undefined);
     if (stat === undefined) continue;
     if (stat.isDirectory()) await listFiles(root, full, out);
-    else if (stat.isFile()) out.push(`${path.relative(root, full).split(path.sep).join('/')}\t${stat.size}`);
+    else if (stat.isFile()) out.push(`${runRelativePath(root, full)}\t${stat.size}`);
   }
 }
 
