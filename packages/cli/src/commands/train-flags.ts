@@ -34,3 +34,9 @@ export function optionsFromFlags(values: Record<string, unknown>, flags: readonl
 export function resumeOverrideFlags(): string[] {
   return TRAIN_FLAGS.filter((f) => f.onResume === 'override').map(flagName);
 }
+
+/** The flag that sets option `key` (`loadSize` → `--load-size`), for messages; the key itself when it has none. */
+export function flagOfOption(key: string): string {
+  const flag = TRAIN_FLAGS.find((f) => f.key === key);
+  return flag === undefined ? key : flagName(flag);
+}

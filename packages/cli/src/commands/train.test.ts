@@ -119,6 +119,22 @@ describeNode('scenimefy train (tfjs-node)', () => {
     expect(noData.code).toBe(2);
     expect(noData.stderr.trim()).toBe('scenimefy: a new run needs the unpaired dataset (--unpaired)');
 
+    const crop = await runCli([
+      'train',
+      '--unpaired',
+      unpaired,
+      '--paired',
+      paired,
+      '--out',
+      path.join(tmp.dir, 'run4'),
+      '--load-size',
+      '128',
+    ]);
+    expect(crop.code).toBe(2);
+    expect(crop.stderr.trim()).toBe(
+      'scenimefy: --load-size: must be at least the crop size (256): images are resized, then cropped, got 128',
+    );
+
     const missing = path.join(tmp.dir, 'missing');
     const bad = await runCli(['train', '--unpaired', missing, '--paired', paired, '--out', path.join(tmp.dir, 'run2'), ...TINY]);
     expect(bad.code).not.toBe(0);

@@ -7,10 +7,11 @@
 import * as path from 'node:path';
 
 import type { TrainEvent, TrainOptions, TrainProgress } from '@scenimefy/i2i-core';
-import type { BackendPreference } from '@scenimefy/io';
+import { UsageError, type BackendPreference } from '@scenimefy/io';
 
 import type { Output } from '../output';
 import { startProgress } from './progress';
+import { flagOfOption } from './train-flags';
 
 export interface TrainFlags {
   /** Needed for a new run; a resumed run uses the recorded datasets unless they are given again. */
@@ -51,7 +52,13 @@ function short(value: number): string {
 }
 
 export async function trainCommand(flags: TrainFlags, out: Output): Promise<number> {
-  const { trainSemiCut } = await import('@scenimefy/i2i-core');
+  const { optionIssues, trainOptionsSchema, trainSemiCut } = await import('@scenimefy/i2i-core');
+  if (!flags.resume) {
+    // Rules between flags (--load-size ≥ --crop-size, …), named as the user typed them; a resume merges the
+    // flags with the recorded options, which the run checks.
+    const [first] = optionIssues(trainOptionsSchema, flags.options, (p) => flagOfOption(String(p[0])));
+    if (first !== undefined) throw new UsageError(first);
+  }
   const controller = new AbortController();
   const stdoutClosed = stdoutClosedSignal(out);
   let interrupts = 0;

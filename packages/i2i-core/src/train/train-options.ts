@@ -121,7 +121,7 @@ export const trainOptionsSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['loadSize'],
-        message: `must be at least cropSize (${o.cropSize}), the crop taken after the resize`,
+        message: `must be at least the crop size (${o.cropSize}): images are resized, then cropped`,
       });
     }
   }) satisfies OptionsSchema;
