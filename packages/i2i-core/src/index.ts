@@ -232,6 +232,7 @@ export type {
   TrainingCheckpointState,
 } from './train/model-checkpoint';
 export { adamStateFromTensors, adamStateMetadata, adamStateTensors, checkOptimizerTensors, hasAdamState } from './train/adam-state';
+export type { MomentLayout } from './train/adam-state';
 export { datasetDigest } from './train/dataset-digest';
 export type { DatasetDigest } from './train/dataset-digest';
 export { loadVgg19FeaturesFromWeights } from './train/vgg-weights';

@@ -11,10 +11,17 @@ import type { Float32TensorData } from '../networks/generator';
 import { hwioFromOihw, oihwFromHwio, shapeText } from '../networks/state-dict';
 import type { Adam, AdamState } from './adam';
 
-/** The file tensors of `state` under `name`, added to `into` (conv moments turned from the variables' HWIO into OIHW). */
-export function adamStateTensors(name: string, state: AdamState, into: TensorMap = new Map()): TensorMap {
+/**
+ * How a model keeps its 4-D parameters as TF.js variables: `'hwio'` — conv filters in TF.js's [kh, kw, in, out], as
+ * every i2i-core network does, written to the file in PyTorch's OIHW like the weights; `'as-is'` — already in the
+ * layout the file should hold (e.g. a model that keeps PyTorch's layout and transposes where it convolves).
+ */
+export type MomentLayout = 'hwio' | 'as-is';
+
+/** The file tensors of `state` under `name`, added to `into` (with `'hwio'`, conv moments turned into OIHW). */
+export function adamStateTensors(name: string, state: AdamState, into: TensorMap = new Map(), layout: MomentLayout = 'hwio'): TensorMap {
   for (const [key, t] of state.tensors) {
-    if (t.shape.length === 4) {
+    if (t.shape.length === 4 && layout === 'hwio') {
       const [kh, kw, cin, cout] = t.shape as [number, number, number, number];
       const torchShape = [cout, cin, kh, kw];
       into.set(`${name}.${key}`, float32Tensor(torchShape, oihwFromHwio(t.data, torchShape)));
@@ -50,6 +57,7 @@ export function adamStateFromTensors(
   name: string,
   variables: ReadonlyMap<string, Variable>,
   file: string,
+  layout: MomentLayout = 'hwio',
 ): AdamState {
   const stepText = metadata[`${name}.step`];
   const step = stepText !== undefined && /^\d+$/.test(stepText) ? Number(stepText) : Number.NaN;
@@ -62,14 +70,15 @@ export function adamStateFromTensors(
       const t = tensors.get(key);
       if (t === undefined) throw new ModelFormatError(`missing tensor ${key}`, { file });
       const hwio = variable.shape;
-      const torchShape = hwio.length === 4 ? [hwio[3], hwio[2], hwio[0], hwio[1]] : hwio;
+      const convert = hwio.length === 4 && layout === 'hwio';
+      const torchShape = convert ? [hwio[3], hwio[2], hwio[0], hwio[1]] : hwio;
       if (t.dtype !== 'F32' || t.shape.length !== torchShape.length || t.shape.some((d, i) => d !== torchShape[i])) {
         throw new ModelFormatError(`tensor ${key} is ${t.dtype} ${shapeText(t.shape)}, expected F32 ${shapeText(torchShape as number[])}`, {
           file,
         });
       }
       const data = tensorToFloat32(t);
-      out.set(`${param}.${moment}`, { shape: hwio, data: hwio.length === 4 ? hwioFromOihw(data, t.shape) : data });
+      out.set(`${param}.${moment}`, { shape: hwio, data: convert ? hwioFromOihw(data, t.shape) : data });
     }
   }
   return { step, tensors: out };

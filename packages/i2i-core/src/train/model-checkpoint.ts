@@ -35,8 +35,15 @@ import {
 } from '@scenimefy/io';
 
 import { CHECKPOINT_MANIFEST_FILE, writeCheckpointFolder } from '../store/checkpoint-store';
-import { adamStateFromTensors, adamStateMetadata, adamStateTensors, checkOptimizerTensors, hasAdamState } from './adam-state';
-import type { Adam } from './adam';
+import { Adam } from './adam';
+import {
+  adamStateFromTensors,
+  adamStateMetadata,
+  adamStateTensors,
+  checkOptimizerTensors,
+  hasAdamState,
+  type MomentLayout,
+} from './adam-state';
 import type { TrainableModel } from './trainable-model';
 
 export const WEIGHTS_FILE = 'weights.safetensors';
@@ -130,8 +137,8 @@ export async function saveModelCheckpoint(
     const moments: TensorMap = new Map();
     const metadata: Record<string, string> = {};
     const records: Record<string, CheckpointOptimizer> = {};
-    for (const [name, { networks: updated, adam }] of optimizers) {
-      adamStateTensors(name, await adam.state(), moments);
+    for (const [name, { networks: updated, adam, layout }] of optimizers) {
+      adamStateTensors(name, await adam.state(), moments, layout);
       adamStateMetadata(name, adam, metadata);
       records[name] = optimizerRecord(updated, adam);
     }
@@ -276,7 +283,7 @@ export async function readModelCheckpoint(folder: string, options: ReadModelChec
  */
 export function restoreOptimizers(
   checkpoint: ReadTrainingCheckpoint,
-  optimizers: ReadonlyMap<string, Adam>,
+  optimizers: ReadonlyMap<string, Adam | { readonly adam: Adam; readonly layout?: MomentLayout }>,
   required: readonly string[] = [...optimizers.keys()],
 ): string[] {
   const { tensors, metadata } = checkpoint.optimizer;
@@ -287,9 +294,10 @@ export function restoreOptimizers(
   }
   const restored: string[] = [];
   let expected = 0;
-  for (const [name, adam] of optimizers) {
+  for (const [name, entry] of optimizers) {
     if (!hasAdamState(metadata, name)) continue;
-    adam.loadState(adamStateFromTensors(tensors, metadata, name, adam.params, file));
+    const { adam, layout } = entry instanceof Adam ? { adam: entry, layout: undefined } : entry;
+    adam.loadState(adamStateFromTensors(tensors, metadata, name, adam.params, file, layout));
     restored.push(name);
     expected += 2 * adam.params.size;
   }

@@ -139,7 +139,7 @@ const toyStage: TrainingStage<ToyOptions, ToyBatch> = {
       loadModel: (checkpoint) => {
         const read = (key: string): Float32Array => tensorToFloat32(checkpoint.weights.get(`linear.${key}`)!);
         const model = toyModel(tf, tf.variable(tf.tensor2d(read('weight'), [1, 3])), tf.variable(tf.tensor1d(read('bias'))), o.lr);
-        restoreOptimizers(checkpoint, new Map([...model.optimizers()].map(([name, { adam }]) => [name, adam])));
+        restoreOptimizers(checkpoint, model.optimizers());
         return model;
       },
       dispose: () => undefined,

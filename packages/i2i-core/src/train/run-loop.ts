@@ -184,9 +184,9 @@ async function resumedDatasets(
   const regiven: string[] = [];
   for (const name of stage.datasets) {
     const recorded = previous.datasets?.[name];
-    const path_ = given[name];
-    if (path_ !== undefined) {
-      const absolute = path.resolve(path_);
+    const givenPath = given[name];
+    if (givenPath !== undefined) {
+      const absolute = path.resolve(givenPath);
       const digest = await datasetDigest(absolute);
       if (recorded === undefined || recorded.path !== absolute || recorded.digest !== digest.digest) regiven.push(name);
       datasets[name] = absolute;
@@ -454,7 +454,7 @@ async function trainLoop<Options extends RunLoopOptions, Batch>(
   try {
     await run.ensureSamplesFolder();
     if (checkpoint !== undefined) {
-      own(task.loadModel(checkpoint, { epoch: Math.max(1, checkpoint.state.epoch) }));
+      own(await task.loadModel(checkpoint, { epoch: Math.max(1, checkpoint.state.epoch) }));
       const { lossWindow, ...dataRng } = checkpoint.rng as { lossWindow?: LossWindow } & Record<string, unknown>;
       data.setRngState(dataRng);
       const restored = lossWindow ?? { count: 0, sums: {} };
@@ -468,7 +468,10 @@ async function trainLoop<Options extends RunLoopOptions, Batch>(
       // A run that stopped before its first checkpoint starts again from scratch with its own options.
       await fsp.rm(run.path(RUN_FILES.events), { force: true });
     }
-    if (!setup.resume) await run.writeOptionsText(formatOptionsText(stage.optionsSchema, options as unknown as Record<string, unknown>));
+    // Rewritten on a resume that changed options, so options.txt always shows what the run trains with now.
+    if (!setup.resume || Object.keys(setup.overrides).length > 0) {
+      await run.writeOptionsText(formatOptionsText(stage.optionsSchema, options as unknown as Record<string, unknown>));
+    }
     await run.writeManifest();
     await run.openEvents(iteration);
     await run.emit({
@@ -507,7 +510,7 @@ async function trainLoop<Options extends RunLoopOptions, Batch>(
         const batch = await data.next();
         let losses: Record<string, number>;
         try {
-          const m = model ?? own(task.createModel(batch, { epoch, lr }));
+          const m = model ?? own(await task.createModel(batch, { epoch, lr }));
           losses = await m.step(batch);
           if (options.sampleEvery > 0 && (iteration + 1) % options.sampleEvery === 0) {
             const file = `${RUN_FILES.samples}/iter-${String(iteration + 1).padStart(9, '0')}.png`;

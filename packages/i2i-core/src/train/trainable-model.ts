@@ -15,6 +15,7 @@ import type { Tf } from '../layers/tf';
 import type { Float32TensorData } from '../networks/generator';
 import type { OptionsSchema } from '../options/option-schema';
 import type { Adam } from './adam';
+import type { MomentLayout } from './adam-state';
 import type { ReadTrainingCheckpoint } from './model-checkpoint';
 import type { ReportChartGroup } from './report';
 import type { RunLoopOptions } from './run-options';
@@ -36,6 +37,8 @@ export interface TrainableNetwork {
 export interface TrainableOptimizer {
   readonly networks: readonly string[];
   readonly adam: Adam;
+  /** How its 4-D parameters are laid out (default `'hwio'`, as i2i-core's conv variables; see adam-state.ts). */
+  readonly layout?: MomentLayout;
 }
 
 /** What a model's losses are called and how they are shown; known before the model is built. */
@@ -94,9 +97,9 @@ export interface TrainingTask<Batch> {
   /** The learning rate of a 1-based epoch (the loop logs it and hands it to `beginEpoch`). */
   learningRate(epoch: number): number;
   /** A fresh model, built and initialised on the run's first batch (CUT's data-dependent init), then given `lr`. */
-  createModel(firstBatch: Batch, at: { epoch: number; lr: number }): TrainableModel<Batch>;
+  createModel(firstBatch: Batch, at: { epoch: number; lr: number }): TrainableModel<Batch> | Promise<TrainableModel<Batch>>;
   /** The model of a checkpoint: architecture, weights, optimiser states and its saved state restored. */
-  loadModel(checkpoint: ReadTrainingCheckpoint, at: { epoch: number }): TrainableModel<Batch>;
+  loadModel(checkpoint: ReadTrainingCheckpoint, at: { epoch: number }): TrainableModel<Batch> | Promise<TrainableModel<Batch>>;
   /** Frees what the task holds besides the data and the model (e.g. a frozen VGG). */
   dispose(): void;
 }
