@@ -283,7 +283,6 @@ export async function runTraining<Options extends RunLoopOptions, Batch, Extra>(
     throw error;
   }
   let model: TrainableModel<Batch> | undefined;
-  let run: RunFolder | undefined;
   try {
     const { data } = task;
     const iterationsPerEpoch = data.iterationsPerEpoch;
@@ -355,7 +354,7 @@ export async function runTraining<Options extends RunLoopOptions, Batch, Extra>(
         datasets,
       };
     }
-    run = new RunFolder(runFolder, manifest, hooks.onEvent);
+    const run = new RunFolder(runFolder, manifest, hooks.onEvent);
     const setup: LoopSetup<Options> = {
       options,
       iterationsPerEpoch,
