@@ -279,6 +279,30 @@ describe('the run loop with a toy model', () => {
     );
   });
 
+  it('removes the temp files that writers killed mid-write left in the run folder, and says so (issue 12 #9)', async () => {
+    const run = path.join(tmp.dir, 'killed');
+    await train({ out: run, options: { epochs: 2, maxIterations: 5 }, datasets: { points } });
+    const child = spawn(process.execPath, ['-e', '0']);
+    const dead = child.pid as number;
+    await new Promise((r) => child.on('exit', r));
+    // What kill -9 leaves behind while run.json and a sample grid were being written, an hour ago; and a live writer's file.
+    const leftovers = [`.run.json.${dead}.0123456789ab.tmp`, `samples/.iter-000000004.png.${dead}.0123456789ab.tmp`];
+    const live = `.report.html.${process.pid}.0123456789ab.tmp`;
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    for (const name of [...leftovers, live]) {
+      await fsp.writeFile(path.join(run, name), 'partial');
+      await fsp.utimes(path.join(run, name), hourAgo, hourAgo);
+    }
+    await train({ out: run, resume: true, options: { maxIterations: 6 } });
+    for (const name of leftovers) expect(existsSync(path.join(run, name))).toBe(false);
+    expect(existsSync(path.join(run, live))).toBe(true);
+    const notes = (await readTrainEvents(path.join(run, 'events.ndjson'))).filter((e) => e.type === 'note');
+    expect(notes.map((e) => (e as { message: string }).message)).toContain(
+      `removed 2 temp file(s) of writers killed mid-write: ${leftovers.join(', ')}`,
+    );
+    await fsp.rm(path.join(run, live));
+  });
+
   it('lets one trainer of two into a run folder; the other is refused naming the holder (issue 12 #2)', async () => {
     const both = path.join(tmp.dir, 'both');
     const results = await Promise.allSettled([

@@ -23,6 +23,7 @@ import {
   UsageError,
   artifactHeader,
   readRunManifest,
+  removeStaleTempFiles,
   runContract,
   type BackendPreference,
   type JsonValue,
@@ -32,7 +33,7 @@ import {
 
 import { formatOptionsText, nonDefaultOptionNames, resolveOptions } from '../options/derive';
 import { optionFields } from '../options/option-schema';
-import { checkpointFolderFor, latestCheckpoint } from '../store/checkpoint-store';
+import { checkpointFolderFor, latestCheckpoint, runRelativePath } from '../store/checkpoint-store';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../version';
 import { datasetDigest, type DatasetDigest } from './dataset-digest';
 import type { TrainEvent } from './events';
@@ -311,6 +312,12 @@ export async function runTraining<Options extends RunLoopOptions, Batch, Extra>(
       }
     }
 
+    // Temp files of writers killed mid-write (run.json, report.html, sample grids); the lock keeps live ones out.
+    const staleTempFiles = [
+      ...(await removeStaleTempFiles(runFolder)),
+      ...(await removeStaleTempFiles(path.join(runFolder, RUN_FILES.samples))),
+    ].map((f) => runRelativePath(runFolder, f));
+
     const datasets = Object.fromEntries(
       Object.entries(prepared.datasets).map(([name, p]) => [
         name,
@@ -365,6 +372,7 @@ export async function runTraining<Options extends RunLoopOptions, Batch, Extra>(
       tookOverLock: acquired?.tookOver,
       overrides: prepared.overrides,
       regiven: prepared.regiven,
+      staleTempFiles,
       hooks,
       setModel: (m) => {
         model = m as unknown as TrainableModel<Batch>;
@@ -391,6 +399,8 @@ interface LoopSetup<Options extends RunLoopOptions> {
   readonly tookOverLock: RunLockHolder | undefined;
   readonly overrides: Record<string, JsonValue>;
   readonly regiven: readonly string[];
+  /** Temp files of dead writers removed before the run started (run-relative). */
+  readonly staleTempFiles: readonly string[];
   readonly hooks: TrainHooks;
   readonly setModel: (model: TrainableModel<never>) => void;
 }
@@ -489,6 +499,9 @@ async function trainLoop<Options extends RunLoopOptions, Batch>(
       await note(`resumed with ${overridden.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')} (recorded in run.json)`);
     }
     if (setup.regiven.length > 0) await note(`resumed on the datasets given again: ${setup.regiven.join(', ')} (recorded in run.json)`);
+    if (setup.staleTempFiles.length > 0) {
+      await note(`removed ${setup.staleTempFiles.length} temp file(s) of writers killed mid-write: ${setup.staleTempFiles.join(', ')}`);
+    }
 
     // An epoch ends after `iterationsPerEpoch` batches; a checkpoint taken at its end has epochIter = that count.
     if (epochIter >= iterationsPerEpoch) {
