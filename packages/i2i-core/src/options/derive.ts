@@ -3,7 +3,7 @@
  * `what: field: message, got value` errors, the names of the non-default options, and options.txt in the layout
  * of CUT's `print_options`.
  */
-import { UsageError } from '@scenimefy/io';
+import { UsageError } from '@scenimefy/io/core';
 import type { z } from 'zod';
 
 import { optionFields, type OptionsSchema } from './option-schema';

@@ -3,7 +3,7 @@
  * option group (options/option-schema.ts) with the reference defaults (`train.sh`), their help text and flags.
  * `SEMI_CUT_DEFAULTS`, the `SemiCutOptions` type and `resolvedSemiCutOptions` are derived from it.
  */
-import { UsageError } from '@scenimefy/io';
+import { UsageError } from '@scenimefy/io/core';
 import { z } from 'zod';
 
 import { DEFAULT_NCE_LAYERS } from '../networks/generator';

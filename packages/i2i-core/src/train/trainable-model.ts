@@ -8,7 +8,8 @@
  * A stage adds a `TrainingStage`: its options schema, the datasets it reads, and how it opens a `TrainingTask`
  * (the data, a fresh model on the first batch, a model from a checkpoint).
  */
-import type { BackendPreference, CheckpointManifest, JsonValue, NetworkConfig } from '@scenimefy/io';
+import type { BackendPreference } from '@scenimefy/io';
+import type { CheckpointManifest, JsonValue, NetworkConfig } from '@scenimefy/io/core';
 import type { Variable } from '@tensorflow/tfjs-core';
 
 import type { Tf } from '../layers/tf';
