@@ -172,7 +172,13 @@ export class RunLock {
     this.released = true;
     held.delete(this.file);
     const current = await fsp.readFile(this.file, 'utf8').catch(() => undefined);
-    if (current !== undefined && parseHolder(current)?.startedAt === this.holder.startedAt) await fsp.rm(this.file, { force: true });
+    const holder = current === undefined ? undefined : parseHolder(current);
+    const ours =
+      holder !== undefined &&
+      holder.pid === this.holder.pid &&
+      holder.hostname === this.holder.hostname &&
+      holder.startedAt === this.holder.startedAt;
+    if (ours) await fsp.rm(this.file, { force: true });
   }
 
   /** For process exit, where nothing asynchronous runs any more. */

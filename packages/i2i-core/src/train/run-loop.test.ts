@@ -282,7 +282,7 @@ describe('the run loop with a toy model', () => {
   it('removes the temp files that writers killed mid-write left in the run folder, and says so (issue 12 #9)', async () => {
     const run = path.join(tmp.dir, 'killed');
     await train({ out: run, options: { epochs: 2, maxIterations: 5 }, datasets: { points } });
-    const child = spawn(process.execPath, ['-e', '0']);
+    const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
     const dead = child.pid as number;
     await new Promise((r) => child.on('exit', r));
     // What kill -9 leaves behind while run.json and a sample grid were being written, an hour ago; and a live writer's file.
@@ -334,7 +334,7 @@ describe('the run loop with a toy model', () => {
     const stale = path.join(tmp.dir, 'stale');
     await fsp.mkdir(stale, { recursive: true });
     // A pid that just exited on this host.
-    const child = spawn(process.execPath, ['-e', '0']);
+    const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
     const deadPid = child.pid as number;
     await new Promise((r) => child.on('exit', r));
     const lock = { pid: deadPid, hostname: os.hostname(), startedAt: '2025-01-31T12:00:00.000Z' };
@@ -348,7 +348,8 @@ describe('the run loop with a toy model', () => {
 
     const held = path.join(tmp.dir, 'held');
     await fsp.mkdir(held, { recursive: true });
-    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const sleeperGone = new Promise((r) => sleeper.on('exit', r));
     try {
       const other = { pid: sleeper.pid, hostname: os.hostname(), startedAt: '2025-01-31T12:00:00.000Z' };
       await fsp.writeFile(path.join(held, RUN_LOCK_FILE), JSON.stringify(other));
@@ -364,6 +365,7 @@ describe('the run loop with a toy model', () => {
       );
     } finally {
       sleeper.kill();
+      await sleeperGone;
     }
   });
 });

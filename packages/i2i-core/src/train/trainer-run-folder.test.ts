@@ -65,7 +65,7 @@ describeNode('semi_cut run folders (tfjs-node)', () => {
   it('#2: takes over the lock of a trainer that is gone, and says so in the events', async () => {
     const out = path.join(tmp.dir, 'stale');
     await fsp.mkdir(out, { recursive: true });
-    const child = spawn(process.execPath, ['-e', '0']);
+    const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
     await new Promise((r) => child.on('exit', r));
     await fsp.writeFile(
       path.join(out, 'run.lock'),
