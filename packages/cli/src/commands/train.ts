@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { TrainEvent, TrainOptions, TrainProgress } from '@scenimefy/i2i-core';
 import { UsageError, type BackendPreference } from '@scenimefy/io';
 
-import type { Output } from '../output';
+import { EXIT_STDOUT_CLOSED, type Output } from '../output';
 import { startProgress } from './progress';
 import { flagOfOption } from './train-flags';
 
@@ -23,27 +23,6 @@ export interface TrainFlags {
   offline: boolean;
   backend?: BackendPreference;
   options: Partial<TrainOptions>;
-}
-
-/** 128 + SIGPIPE, what a shell reports for a program whose stdout reader went away (the CLI's main says the same). */
-const EXIT_STDOUT_CLOSED = 141;
-
-/** Write errors that mean stdout's reader is gone. */
-const STDOUT_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
-
-/**
- * A signal that aborts once stdout's reader goes away: Output's own `closed` where it has one; else a listener on
- * stdout here, which also keeps the EPIPE from crashing the process with a stack trace.
- */
-function stdoutClosedSignal(out: Output): AbortSignal {
-  const own = (out as Output & { closed?: AbortSignal }).closed;
-  if (own !== undefined) return own;
-  const controller = new AbortController();
-  out.streams.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== undefined && STDOUT_GONE.has(error.code)) controller.abort();
-    else out.streams.stderr.write(`scenimefy: cannot write to stdout (${error.code ?? error.message})\n`);
-  });
-  return controller.signal;
 }
 
 function short(value: number): string {
@@ -60,7 +39,8 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
     if (first !== undefined) throw new UsageError(first);
   }
   const controller = new AbortController();
-  const stdoutClosed = stdoutClosedSignal(out);
+  // Aborts when stdout's reader goes away (`--json | head -1`): the run stops after this step with its checkpoint.
+  const stdoutClosed = out.closed;
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts += 1;
@@ -89,7 +69,7 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
       {
         signal: AbortSignal.any([controller.signal, stdoutClosed]),
         onEvent: (event: TrainEvent) => {
-          if (!stdoutClosed.aborted) out.event({ ...event, event: event.type } as never);
+          out.event({ ...event, event: event.type } as never);
           if (event.type === 'start') {
             out.info(
               `${event.resumedFrom ? `resuming ${flags.out} from ${event.resumedFrom}` : `training into ${flags.out}`} on ${event.backend}` +
