@@ -32,7 +32,9 @@ describe('published package manifests', () => {
 
   it('the repository LICENSE is the MIT license the manifests name', () => {
     expect(rootManifest['license']).toBe('MIT');
-    expect(fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} .+\n\nPermission is hereby granted/);
+    expect(fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')).toMatch(
+      /^MIT License\n\nCopyright \(c\) \d{4} .+\n\nPermission is hereby granted/,
+    );
   });
 });
 
