@@ -8,7 +8,6 @@
 //   - what the tarball holds: a LICENSE, every file the manifest points at, no source maps or sourceMappingURL
 //     comments (their sources are not published), no tests or test helpers.
 // Prints one line per package and exits 1 when anything is wrong. `--keep DIR` leaves the tarballs in DIR.
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -17,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const { manifestProblems, publishedPackages, readJson, root } = require('./package-exports.js');
-const { contentProblems, TEXT } = require('./package-contents.js');
+const { contentProblems, packPackages, TEXT } = require('./package-contents.js');
 
 /**
  * publint messages answered deliberately rather than by changing the package, with the reason.
@@ -26,13 +25,6 @@ const { contentProblems, TEXT } = require('./package-contents.js');
  * and sharp), and a wrong promise breaks a consumer's bundle silently while a missing one only costs bundle size.
  */
 const ACCEPTED = new Set(['USE_SIDE_EFFECTS']);
-
-/** `npm pack` of the given package folders into `dest`; returns npm's JSON report, one entry per package. */
-export function pack(dirs, dest) {
-  const args = ['pack', '--json', '--pack-destination', dest, ...dirs.map((d) => `--workspace=${path.relative(root, d)}`)];
-  const out = execFileSync('npm', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return JSON.parse(out);
-}
 
 async function loadCheckers() {
   const { publint } = await import('publint');
@@ -55,7 +47,7 @@ export async function checkPackages({ dest } = {}) {
   const rootManifest = readJson(path.join(root, 'package.json'));
   const dirs = publishedPackages();
   const { publint, formatMessage, attw, problemKindInfo } = await loadCheckers();
-  const report = pack(dirs, dir);
+  const report = packPackages(dirs, dir);
   const lines = [];
   const tarballs = {};
   let ok = true;

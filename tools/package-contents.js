@@ -1,9 +1,10 @@
 // What a published package's tarball must and must not hold, checked by tools/check-packages.mjs on each tarball
 // it packs (and tested by tools/test-utils/src/package-contents.test.ts).
+const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
 const { NODE_ONLY } = require('./build-browser.js');
-const { SOURCE } = require('./package-exports.js');
+const { root, SOURCE } = require('./package-exports.js');
 
 /** Files whose text the rules read; for every other file only the name matters. */
 const TEXT = /\.(c|m)?js$|\.d\.mts$/;
@@ -63,4 +64,16 @@ function contentProblems(manifest, files) {
   return problems;
 }
 
-module.exports = { contentProblems, manifestTargets, TEXT };
+/**
+ * One `npm pack` of the given package folders into `dest` (one npm process for all of them); returns npm's JSON
+ * report, one entry per package in the order given.
+ */
+function packPackages(dirs, dest) {
+  const args = ['pack', '--json', '--pack-destination', dest, ...dirs.map((d) => `--workspace=${path.relative(root, d)}`)];
+  const out = execFileSync('npm', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const report = JSON.parse(out);
+  if (report.length !== dirs.length) throw new Error(`npm pack reported ${report.length} packages for ${dirs.length} folders`);
+  return report;
+}
+
+module.exports = { contentProblems, manifestTargets, packPackages, TEXT };
