@@ -1,110 +1,145 @@
 /**
  * @module @scenimefy/io
- * Everything of Scenimefy.js that crosses the disk. Only the names exported here are public.
+ * Everything of Scenimefy.js that crosses the disk (Node.js): all of `@scenimefy/io/core` (core.ts), plus files —
+ * atomic writes, hashing, reading weights and contracts from paths, dataset folders — images through sharp, and
+ * the TF.js backend loader. Only the names exported here are public.
  */
 
+// Everything of the browser-safe core, name by name (index.test.ts checks that none is missing).
 export {
+  ALLOWED_PICKLE_GLOBALS,
   BackendError,
+  CONTRACTS,
   ContractError,
+  DTYPE_BYTES,
   EXIT_CODES,
   InputError,
   IntegrityError,
+  KNOWN_FORMATS,
   ModelFormatError,
   NetworkError,
   NumericError,
+  PACKAGE_NAME,
+  PACKAGE_VERSION,
+  PICKLE_LIMITS,
+  SAFETENSORS_MAX_HEADER_BYTES,
   ScenimefyError,
+  TORCH_CHECKPOINT_MAX_BYTES,
   UsageError,
+  artifactHeader,
+  checkpointContract,
+  checkpointManifestSchema,
+  contractIssues,
+  contractJsonSchema,
+  contractJsonSchemaFiles,
+  contractSchemaId,
+  datasetContract,
+  datasetManifestSchema,
   exitCodeFor,
+  float32Tensor,
+  imageToTensor,
+  isReferenceImageFile,
+  isSafeRelativePath,
   isScenimefyError,
-} from './errors';
-export type { ScenimefyErrorCode, ScenimefyErrorOptions } from './errors';
+  isTorchCheckpoint,
+  isTorchTensor,
+  numel,
+  olderContractVersion,
+  parseContract,
+  parseSafetensors,
+  parseTorchCheckpoint,
+  parseWeights,
+  referenceResizeTarget,
+  relativePathSchema,
+  resizeImage,
+  runContract,
+  runManifestSchema,
+  serializeSafetensors,
+  stateDictFromCheckpoint,
+  tensorToBigInt64,
+  tensorToFloat32,
+  tensorToImage,
+  tensorToInt32,
+  torchCheckpointKind,
+  weightsFormatOf,
+} from './core';
+export type {
+  ArtifactHeader,
+  CheckpointManifest,
+  CheckpointNetworks,
+  CheckpointSource,
+  CheckpointTraining,
+  Contract,
+  ContractFormat,
+  ContractIssue,
+  DType,
+  DatasetFile,
+  DatasetKind,
+  DatasetManifest,
+  DatasetPair,
+  DatasetSelection,
+  DiscriminatorConfig,
+  GeneratedBy,
+  GeneratorConfig,
+  GeneratorRef,
+  ImageSource,
+  ImageTensor,
+  JsonSchemaFile,
+  JsonValue,
+  LoadedWeights,
+  NetworkName,
+  OlderContractVersion,
+  PairProvenance,
+  PairScores,
+  ParseWeightsOptions,
+  PatchSamplerConfig,
+  PickleLimits,
+  ReadTorchCheckpointOptions,
+  ReadTorchStateDictOptions,
+  ResizeOptions,
+  ResizeTarget,
+  RgbImage,
+  RunCheckpoint,
+  RunError,
+  RunManifest,
+  RunStatus,
+  SafetensorsContents,
+  SafetensorsReadOptions,
+  ScenimefyErrorCode,
+  ScenimefyErrorOptions,
+  TensorData,
+  TensorMap,
+  TensorToImageOptions,
+  TorchCheckpointKind,
+  WeightsFormat,
+  WeightsKind,
+} from './core';
 
-export { DTYPE_BYTES, numel } from './tensor';
-export type { DType, TensorData, TensorMap } from './tensor';
-
+// Node only: files, sharp, native backends.
 export { fsyncDir, produceFileAtomic, sha256File, sha256Hex, tempPathFor, writeFileAtomic } from './atomic-file';
 export type { AtomicWriteOptions } from './atomic-file';
 
-export {
-  SAFETENSORS_MAX_HEADER_BYTES,
-  float32Tensor,
-  parseSafetensors,
-  readSafetensors,
-  serializeSafetensors,
-  tensorToBigInt64,
-  tensorToFloat32,
-  tensorToInt32,
-  writeSafetensors,
-} from './safetensors';
-export type { SafetensorsContents, SafetensorsReadOptions } from './safetensors';
+export { readSafetensors, writeSafetensors } from './safetensors-file';
+export { readTorchCheckpoint, readTorchStateDict } from './torch-checkpoint-file';
+export { detectWeightsFormat, readWeights } from './weights-file';
 
-export { imageToTensor, referenceResizeTarget, resizeImage, tensorToImage } from './image';
-export type { ImageSource, ImageTensor, ResizeOptions, ResizeTarget, RgbImage, TensorToImageOptions } from './image';
 export { DEFAULT_MAX_PIXELS, decodeImage } from './image-decode';
 export type { DecodeImageOptions } from './image-decode';
 export { DEFAULT_IMAGE_QUALITY, encodeImage, imageFormatForFile, writeImage } from './image-encode';
 export type { EncodeImageOptions, ImageFormat } from './image-encode';
 
-export { KNOWN_FORMATS, artifactHeader } from './contracts/common';
-export type { ArtifactHeader, Contract, ContractFormat, ContractIssue, GeneratedBy, JsonValue } from './contracts/common';
-export { contractIssues, parseContract, readContract, writeContract } from './contracts/read-contract';
-export { CONTRACTS } from './contracts/registry';
-export { contractJsonSchema, contractJsonSchemaFiles, contractSchemaId } from './contracts/json-schema';
-export type { JsonSchemaFile } from './contracts/json-schema';
 export {
-  checkpointContract,
-  checkpointManifestSchema,
   readCheckpointManifest,
-  writeCheckpointManifest,
-} from './contracts/checkpoint-manifest';
-export type {
-  CheckpointManifest,
-  CheckpointNetworks,
-  CheckpointSource,
-  CheckpointTraining,
-  DiscriminatorConfig,
-  GeneratorConfig,
-  NetworkName,
-  PatchSamplerConfig,
-} from './contracts/checkpoint-manifest';
-export {
-  buildDatasetManifest,
-  datasetContract,
-  datasetManifestSchema,
-  isReferenceImageFile,
-  listReferenceImages,
+  readContract,
   readDatasetManifest,
-  verifyDatasetManifest,
+  readRunManifest,
+  writeCheckpointManifest,
+  writeContract,
   writeDatasetManifest,
-} from './contracts/dataset-manifest';
-export type {
-  BuildDatasetManifestOptions,
-  DatasetFile,
-  DatasetKind,
-  DatasetManifest,
-  DatasetPair,
-  DatasetProblem,
-  DatasetProgress,
-  DatasetSelection,
-  GeneratorRef,
-  PairProvenance,
-  PairScores,
-  VerifyDatasetOptions,
-} from './contracts/dataset-manifest';
-export { readRunManifest, runContract, runManifestSchema, writeRunManifest } from './contracts/run-manifest';
-export type { RunCheckpoint, RunError, RunManifest, RunStatus } from './contracts/run-manifest';
-
-export {
-  isTorchCheckpoint,
-  isTorchTensor,
-  parseTorchCheckpoint,
-  readTorchCheckpoint,
-  readTorchStateDict,
-  stateDictFromCheckpoint,
-  torchCheckpointKind,
-} from './torch-checkpoint';
-export type { ReadTorchCheckpointOptions, ReadTorchStateDictOptions, TorchCheckpointKind } from './torch-checkpoint';
-export { ALLOWED_PICKLE_GLOBALS, PICKLE_LIMITS } from './torch-pickle';
+  writeRunManifest,
+} from './contracts/contract-files';
+export { buildDatasetManifest, listReferenceImages, verifyDatasetManifest } from './contracts/dataset-files';
+export type { BuildDatasetManifestOptions, DatasetProblem, DatasetProgress, VerifyDatasetOptions } from './contracts/dataset-files';
 
 export { BACKEND_CANDIDATES, BACKEND_ENV_VAR, availableBackends, describeBackend, loadTf } from './tf-backend';
 export type {
@@ -116,6 +151,3 @@ export type {
   TfBackendName,
   TfLoadResult,
 } from './tf-backend';
-
-export { detectWeightsFormat, readWeights, weightsFormatOf } from './weights-format';
-export type { LoadedWeights, WeightsFormat, WeightsKind } from './weights-format';

@@ -3,16 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { InputError, ModelFormatError } from './errors';
-import {
-  float32Tensor,
-  parseSafetensors,
-  readSafetensors,
-  serializeSafetensors,
-  tensorToBigInt64,
-  tensorToFloat32,
-  tensorToInt32,
-  writeSafetensors,
-} from './safetensors';
+import { float32Tensor, parseSafetensors, serializeSafetensors, tensorToBigInt64, tensorToFloat32, tensorToInt32 } from './safetensors';
+import { readSafetensors, writeSafetensors } from './safetensors-file';
 import type { DType, TensorData, TensorMap } from './tensor';
 
 /**

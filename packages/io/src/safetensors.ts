@@ -12,11 +12,9 @@
  * `__metadata__` first, tensors in the order given, the header padded with spaces to a multiple of 8 bytes.
  *
  * No npm library covers this: the format is a JSON header over raw bytes, and the validation is the point.
+ * This module works on bytes only (browser-safe); reading and writing files is safetensors-file.ts.
  */
-import { promises as fsp } from 'node:fs';
-
-import { writeFileAtomic } from './atomic-file';
-import { InputError, ModelFormatError } from './errors';
+import { ModelFormatError } from './errors';
 import { DTYPE_BYTES, numel } from './tensor';
 import type { DType, TensorData, TensorMap } from './tensor';
 
@@ -168,21 +166,6 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>', options: 
 }
 
 /**
- * Read a safetensors file into one buffer and parse it; tensors are views into that buffer (no second copy).
- * Throws InputError naming the file when it cannot be read, ModelFormatError when it is malformed.
- */
-export async function readSafetensors(file: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsContents> {
-  let buffer: Buffer;
-  try {
-    buffer = await fsp.readFile(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError(`cannot read safetensors file (${code}: ${readProblem(code)})`, { file, cause: error });
-  }
-  return parseSafetensors(buffer, file, options);
-}
-
-/**
  * Serialize tensors (in the order given) and optional string metadata to safetensors bytes.
  * An empty metadata object writes no `__metadata__`, so a parsed file without one re-serializes identically.
  */
@@ -202,19 +185,10 @@ export function serializeSafetensors(
 }
 
 /**
- * Write tensors (in the order given) and optional metadata to `file` atomically, streaming each tensor's bytes
- * after the header instead of assembling the whole file in memory.
+ * The file as chunks: length + header, then each tensor's bytes (the caller's own views, not copies). What
+ * `writeSafetensors` streams to disk; `file` names the target in errors.
  */
-export async function writeSafetensors(
-  file: string,
-  tensors: TensorMap | Iterable<readonly [string, TensorData]>,
-  metadata?: Record<string, string>,
-): Promise<void> {
-  await writeFileAtomic(file, safetensorsChunks(tensors, metadata, file));
-}
-
-/** The file as chunks: length + header, then each tensor's bytes (the caller's own views, not copies). */
-function safetensorsChunks(
+export function safetensorsChunks(
   tensors: TensorMap | Iterable<readonly [string, TensorData]>,
   metadata: Record<string, string> | undefined,
   file: string,
@@ -437,22 +411,6 @@ function nextFloat32Up(x: number): number {
 
 function nextFloat32Down(x: number): number {
   return -nextFloat32Up(-x);
-}
-
-function readProblem(code: string): string {
-  switch (code) {
-    case 'ENOENT':
-      return 'no such file';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EISDIR':
-      return 'is a folder';
-    case 'ERR_FS_FILE_TOO_LARGE':
-      return 'larger than one buffer can hold';
-    default:
-      return 'read failed';
-  }
 }
 
 /**

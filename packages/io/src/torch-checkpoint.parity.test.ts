@@ -3,10 +3,10 @@ import { promises as fsp } from 'node:fs';
 
 import { describeIfFixture, referenceFixturePath } from '@scenimefy/test-utils';
 
-import { readSafetensors } from './safetensors';
+import { readSafetensors } from './safetensors-file';
 import type { DType, TensorData, TensorMap } from './tensor';
 import { numel } from './tensor';
-import { readTorchCheckpoint, readTorchStateDict } from './torch-checkpoint';
+import { readTorchCheckpoint, readTorchStateDict } from './torch-checkpoint-file';
 
 interface SidecarEntry {
   key: string;

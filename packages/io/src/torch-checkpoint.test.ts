@@ -7,14 +7,8 @@ import { guardAgainstSideEffects } from '@scenimefy/test-utils';
 
 import { InputError, ModelFormatError } from './errors';
 import type { DType, TensorData } from './tensor';
-import {
-  isTorchCheckpoint,
-  isTorchTensor,
-  parseTorchCheckpoint,
-  readTorchCheckpoint,
-  readTorchStateDict,
-  torchCheckpointKind,
-} from './torch-checkpoint';
+import { isTorchCheckpoint, isTorchTensor, parseTorchCheckpoint, torchCheckpointKind } from './torch-checkpoint';
+import { readTorchCheckpoint, readTorchStateDict } from './torch-checkpoint-file';
 
 // ---- pickle bytes (protocol 2, as torch.save writes them) ----
 type Part = number | readonly number[] | Uint8Array;

@@ -1,14 +1,12 @@
 /**
  * PyTorch checkpoint import (`torch.save` output, `.pth`/`.pt`) without Python: the zip format (PyTorch ≥ 1.6,
  * any archive prefix) and the legacy format, read through the restricted unpickler of torch-pickle.ts. The file is
- * read into memory once; tensors are views of that buffer unless they have to be copied (non-contiguous strides,
- * big-endian data, DEFLATED zip members).
+ * held in memory once; tensors are views of that buffer unless they have to be copied (non-contiguous strides,
+ * big-endian data, DEFLATED zip members). This module works on bytes only (browser-safe); reading files is
+ * torch-checkpoint-file.ts.
  */
 
-import { constants as bufferConstants } from 'node:buffer';
-import { promises as fsp } from 'node:fs';
-
-import { InputError, ModelFormatError } from './errors';
+import { ModelFormatError } from './errors';
 import { DTYPE_BYTES } from './tensor';
 import type { DType, TensorData, TensorMap } from './tensor';
 import { TorchStorageType, describePythonValue, unpickle } from './torch-pickle';
@@ -16,9 +14,12 @@ import type { TensorRebuildRequest, UnpickleOptions } from './torch-pickle';
 import { isZipArchive, openZipArchive } from './zip-archive';
 
 export interface ReadTorchCheckpointOptions {
-  /** Refuse files larger than this many bytes (default: the largest buffer Node.js can allocate). */
+  /** Refuse files larger than this many bytes (default {@link TORCH_CHECKPOINT_MAX_BYTES}, 4 GiB). */
   maxBytes?: number;
 }
+
+/** Largest checkpoint read by default: 4 GiB, the largest buffer Node.js 20 allocates (`buffer.constants.MAX_LENGTH`). */
+export const TORCH_CHECKPOINT_MAX_BYTES = 2 ** 32;
 
 export interface ReadTorchStateDictOptions extends ReadTorchCheckpointOptions {
   /** Take the state dict stored under this top-level key (e.g. `g_ema` in a rosinality StyleGAN2 checkpoint). */
@@ -62,35 +63,17 @@ export function isTorchCheckpoint(bytes: Uint8Array): boolean {
   return torchCheckpointKind(bytes) !== undefined;
 }
 
-/**
- * Read a `torch.save` file into plain values: tensors become TensorData, dicts Maps, lists arrays, tuples frozen
- * arrays, argparse.Namespace a plain object. Throws InputError when the file cannot be read and ModelFormatError
- * (naming the file) when it is malformed or names anything beyond tensors and containers.
- */
-export async function readTorchCheckpoint(file: string, options: ReadTorchCheckpointOptions = {}): Promise<unknown> {
-  const bytes = await readWholeFile(file, options.maxBytes ?? bufferConstants.MAX_LENGTH);
-  return parseTorchCheckpoint(bytes, file, options);
-}
-
 /** Parse a `torch.save` file held in memory (see readTorchCheckpoint); tensors are views of `bytes`. */
 export function parseTorchCheckpoint(bytes: Uint8Array, file = '<buffer>', options: ReadTorchCheckpointOptions = {}): unknown {
   const fail = (problem: string): never => {
     throw new ModelFormatError(problem, { file });
   };
   if (bytes.byteLength === 0) fail('empty file (0 bytes), not a PyTorch checkpoint');
-  const maxBytes = options.maxBytes ?? bufferConstants.MAX_LENGTH;
+  const maxBytes = options.maxBytes ?? TORCH_CHECKPOINT_MAX_BYTES;
   if (bytes.byteLength > maxBytes) fail(`${bytes.byteLength} bytes, more than the limit of ${maxBytes}`);
   const budget = new CopyBudget(bytes.byteLength + COPY_ALLOWANCE_BYTES, fail);
   if (isZipArchive(bytes)) return parseZipCheckpoint(bytes, file, maxBytes, budget, fail);
   return parseLegacyCheckpoint(bytes, file, budget, fail);
-}
-
-/**
- * Read the state dict (tensor name → tensor, in file order) of a `torch.save` file: the whole file when it is a
- * plain state dict, or the one stored under `options.key`.
- */
-export async function readTorchStateDict(file: string, options: ReadTorchStateDictOptions = {}): Promise<TensorMap> {
-  return stateDictFromCheckpoint(await readTorchCheckpoint(file, options), file, options);
 }
 
 /** The state dict inside an unpickled checkpoint (see readTorchStateDict); `file` names it in errors. */
@@ -151,35 +134,6 @@ function listKeys(map: Map<unknown, unknown>): string {
 function listStateDicts(map: Map<unknown, unknown>): string {
   const names = [...map].filter(([k, v]) => typeof k === 'string' && isStateDict(v)).map(([k]) => k as string);
   return names.length > 0 ? names.join(', ') : 'none';
-}
-
-async function readWholeFile(file: string, maxBytes: number): Promise<Uint8Array> {
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(file, 'r');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError(`cannot read PyTorch checkpoint (${code})`, { file, cause: error });
-  }
-  try {
-    const { size } = await handle.stat();
-    if (size > maxBytes) throw new ModelFormatError(`${size} bytes, more than the limit of ${maxBytes}`, { file });
-    // One unpooled buffer for the whole file: tensors become views of it, and it starts 64-byte aligned.
-    const buffer = Buffer.allocUnsafeSlow(size);
-    let filled = 0;
-    while (filled < size) {
-      const { bytesRead } = await handle.read(buffer, filled, Math.min(size - filled, 1 << 30), filled);
-      if (bytesRead === 0) throw new InputError(`file shrank while being read (${filled} of ${size} bytes)`, { file });
-      filled += bytesRead;
-    }
-    return buffer;
-  } catch (error) {
-    if (error instanceof InputError || error instanceof ModelFormatError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError(`cannot read PyTorch checkpoint (${code})`, { file, cause: error });
-  } finally {
-    await handle.close();
-  }
 }
 
 type Fail = (problem: string) => never;

@@ -1,12 +1,15 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
-import { withTempDir } from '@scenimefy/test-utils';
+import { describeIfFixture, referenceFixturePath, withTempDir } from '@scenimefy/test-utils';
 
 import { sha256File } from './atomic-file';
-import { writeCheckpointManifest } from './contracts/checkpoint-manifest';
-import { float32Tensor, writeSafetensors } from './safetensors';
-import { detectWeightsFormat, readWeights, weightsFormatOf } from './weights-format';
+import { writeCheckpointManifest } from './contracts/contract-files';
+import { ModelFormatError } from './errors';
+import { float32Tensor, serializeSafetensors } from './safetensors';
+import { writeSafetensors } from './safetensors-file';
+import { detectWeightsFormat, readWeights } from './weights-file';
+import { parseWeights, weightsFormatOf } from './weights-format';
 
 describe('weightsFormatOf', () => {
   it('tells zip and legacy PyTorch, safetensors and ONNX apart by content', () => {
@@ -66,4 +69,43 @@ describe('readWeights', () => {
       expect(w.kind).toBe('scenimefy-checkpoint');
       expect([...w.tensors.keys()]).toEqual(['netG.model.1.bias']);
     }));
+});
+
+describe('parseWeights (bytes)', () => {
+  it('reads safetensors bytes with their metadata and names them in errors', () => {
+    const bytes = serializeSafetensors(new Map([['a', float32Tensor([2], Float32Array.of(1, 2))]]), { note: 'x' });
+    const w = parseWeights(bytes, 'picked.safetensors');
+    expect(w).toMatchObject({ kind: 'safetensors', file: 'picked.safetensors', metadata: { note: 'x' } });
+    expect([...w.tensors.keys()]).toEqual(['a']);
+    expect(() => parseWeights(bytes, 'picked.safetensors', { key: 'g_ema' })).toThrow(
+      'picked.safetensors: a key (--key) applies to PyTorch checkpoints, not safetensors',
+    );
+    expect(() => parseWeights(bytes.subarray(0, 20))).toThrow(ModelFormatError);
+  });
+
+  it('refuses ONNX and anything else by content', () => {
+    expect(() => parseWeights(Uint8Array.from([0x08, 0x08, 0x12, 0]), 'm.onnx')).toThrow(
+      'm.onnx: is an ONNX model, not a weights file (load it as a model instead)',
+    );
+    expect(() => parseWeights(new TextEncoder().encode('plain text'))).toThrow(
+      '<bytes>: not a weights file (expected safetensors or a PyTorch .pth/.pt)',
+    );
+  });
+});
+
+describeIfFixture(['i2i/netG-ngf16.pth', 'i2i/netG-ngf16.legacy.pth'], 'parseWeights of PyTorch checkpoints', () => {
+  it('gives the tensors readWeights gives for the file, zip and legacy alike', async () => {
+    for (const name of ['netG-ngf16.pth', 'netG-ngf16.legacy.pth']) {
+      const file = referenceFixturePath('i2i', name);
+      const fromFile = await readWeights(file);
+      const fromBytes = parseWeights(new Uint8Array(await fsp.readFile(file)), name);
+      expect(fromBytes.kind).toBe('pytorch');
+      expect([...fromBytes.tensors.keys()]).toEqual([...fromFile.tensors.keys()]);
+      for (const [key, t] of fromFile.tensors) {
+        const b = fromBytes.tensors.get(key)!;
+        expect([b.dtype, b.shape]).toEqual([t.dtype, t.shape]);
+        expect(Buffer.from(b.bytes).equals(Buffer.from(t.bytes))).toBe(true);
+      }
+    }
+  });
 });

@@ -1,18 +1,14 @@
 /**
- * Which weights format a file holds, and reading any of them into tensors.
+ * Which weights format some bytes hold, and parsing weights from bytes (browser-safe; files are weights-file.ts).
  *
- * Which weights format a file holds, told from its first bytes (never from its extension alone): a PyTorch
- * checkpoint (zip `PK` or a legacy pickle), safetensors (u64 header length, then `{`), or ONNX (a ModelProto
- * starting with field 1, `ir_version`; only trusted with an `.onnx` name since the tag byte is common).
+ * The format is told from the first bytes (never from the extension alone): a PyTorch checkpoint (zip `PK` or a
+ * legacy pickle), safetensors (u64 header length, then `{`), or ONNX (a ModelProto starting with field 1,
+ * `ir_version`; only trusted with an `.onnx` name since the tag byte is common).
  */
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
-
-import { readCheckpointManifest } from './contracts/checkpoint-manifest';
 import { InputError, ModelFormatError } from './errors';
-import { readSafetensors } from './safetensors';
+import { parseSafetensors } from './safetensors';
 import type { TensorMap } from './tensor';
-import { readTorchCheckpoint, stateDictFromCheckpoint } from './torch-checkpoint';
+import { parseTorchCheckpoint, stateDictFromCheckpoint } from './torch-checkpoint';
 
 export type WeightsFormat = 'pytorch' | 'safetensors' | 'onnx';
 
@@ -24,26 +20,11 @@ export function weightsFormatOf(head: Uint8Array, file = ''): WeightsFormat | un
   return undefined;
 }
 
-/** The format of `file` from its first 16 bytes; InputError when it cannot be read. */
-export async function detectWeightsFormat(file: string): Promise<WeightsFormat | undefined> {
-  let handle: fsp.FileHandle | undefined;
-  try {
-    handle = await fsp.open(file, 'r');
-    const head = new Uint8Array(16);
-    const { bytesRead } = await handle.read(head, 0, 16, 0);
-    return weightsFormatOf(head.subarray(0, bytesRead), file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError(code === 'ENOENT' ? 'no such file' : `cannot read (${code})`, { file, cause: error });
-  } finally {
-    await handle?.close();
-  }
-}
-
 export type WeightsKind = 'safetensors' | 'pytorch' | 'scenimefy-checkpoint';
 
 export interface LoadedWeights {
   kind: WeightsKind;
+  /** The file, or the name given with the bytes. */
   file: string;
   /** Tensors by name, in file order. */
   tensors: TensorMap;
@@ -51,28 +32,28 @@ export interface LoadedWeights {
   metadata: Record<string, string>;
 }
 
+export interface ParseWeightsOptions {
+  /** Take the state dict stored under this top-level key of a PyTorch checkpoint (e.g. `g_ema`). */
+  key?: string;
+}
+
 /**
- * The tensors of "some weights file", told apart by content: safetensors, a PyTorch `.pth`/`.pt` (zip or legacy;
- * `key` picks the state dict inside a nested checkpoint such as a StyleGAN2 `.pt`), or a scenimefy-checkpoint
- * folder (its `weights.safetensors`, names prefixed by network).
+ * The tensors of a weights file held in memory (e.g. a file picked in a web page), told apart by content:
+ * safetensors or a PyTorch `.pth`/`.pt` (zip or legacy; `key` picks the state dict inside a nested checkpoint).
+ * `name` names the bytes in errors (default `<bytes>`). ONNX models are not weights: i2i-core loads them.
+ * Throws ModelFormatError for anything else or anything malformed; tensors are views of `bytes`.
  */
-export async function readWeights(file: string, options: { key?: string } = {}): Promise<LoadedWeights> {
-  const stat = await fsp.stat(file).catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(error.code === 'ENOENT' ? 'no such file or folder' : `cannot read (${error.code})`, { file, cause: error });
-  });
-  if (stat.isDirectory()) {
-    const manifest = await readCheckpointManifest(path.join(file, 'checkpoint.json'));
-    const { tensors, metadata } = await readSafetensors(path.join(file, manifest.weights.file));
-    return { kind: 'scenimefy-checkpoint', file, tensors, metadata };
-  }
-  const kind = await detectWeightsFormat(file);
+export function parseWeights(bytes: Uint8Array, name = '<bytes>', options: ParseWeightsOptions = {}): LoadedWeights {
+  const kind = weightsFormatOf(bytes.subarray(0, 16), name);
   if (kind === 'safetensors') {
-    if (options.key !== undefined) throw new InputError('a key (--key) applies to PyTorch checkpoints, not safetensors', { file });
-    const { tensors, metadata } = await readSafetensors(file);
-    return { kind, file, tensors, metadata };
+    if (options.key !== undefined) throw new InputError('a key (--key) applies to PyTorch checkpoints, not safetensors', { file: name });
+    const { tensors, metadata } = parseSafetensors(bytes, name);
+    return { kind, file: name, tensors, metadata };
   }
   if (kind === 'pytorch') {
-    return { kind, file, tensors: stateDictFromCheckpoint(await readTorchCheckpoint(file), file, { key: options.key }), metadata: {} };
+    const checkpoint = parseTorchCheckpoint(bytes, name);
+    return { kind, file: name, tensors: stateDictFromCheckpoint(checkpoint, name, { key: options.key }), metadata: {} };
   }
-  throw new ModelFormatError('not a weights file (expected safetensors, a PyTorch .pth/.pt, or a checkpoint folder)', { file });
+  if (kind === 'onnx') throw new ModelFormatError('is an ONNX model, not a weights file (load it as a model instead)', { file: name });
+  throw new ModelFormatError('not a weights file (expected safetensors or a PyTorch .pth/.pt)', { file: name });
 }

@@ -5,11 +5,14 @@
  *
  * Hand-written rather than yauzl because yauzl hands member data out only as streams: every tensor would be
  * re-assembled into a fresh buffer, doubling the memory of a checkpoint, and the central directory is a few
- * fixed-layout records.
+ * fixed-layout records. DEFLATED members are inflated with fflate (browser-safe) into a buffer of their declared
+ * size, fed a slice at a time so that a stream inflating past that size stops at once (a zip bomb costs neither
+ * memory nor time beyond the declared size).
  */
 
-import * as zlib from 'node:zlib';
+import { Inflate } from 'fflate';
 
+import { crc32 } from './crc32';
 import { ModelFormatError } from './errors';
 
 export interface ZipMember {
@@ -173,25 +176,52 @@ export function openZipArchive(bytes: Uint8Array, file: string, options: ZipOpen
       if (member.uncompressedSize > maxInflatedBytes) {
         fail(`zip member "${name}" inflates to ${member.uncompressedSize} bytes, more than the limit of ${maxInflatedBytes}`);
       }
-      try {
-        // maxOutputLength stops a member that inflates past its declared size (a zip bomb) early.
-        data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, member.uncompressedSize) });
-      } catch (error) {
-        return fail(`corrupt zip archive (member "${name}" does not inflate: ${(error as Error).message})`);
+      const inflated = inflateBounded(raw, member.uncompressedSize);
+      if (typeof inflated === 'string') return fail(`corrupt zip archive (member "${name}" does not inflate: ${inflated})`);
+      if (inflated.byteLength !== member.uncompressedSize) {
+        const got = inflated.byteLength > member.uncompressedSize ? 'more than its declared' : `${inflated.byteLength} bytes, expected`;
+        fail(`corrupt zip archive (member "${name}" inflates to ${got} ${member.uncompressedSize})`);
       }
-      if (data.byteLength !== member.uncompressedSize) {
-        fail(`corrupt zip archive (member "${name}" inflates to ${data.byteLength} bytes, expected ${member.uncompressedSize})`);
-      }
+      data = inflated;
     } else {
       return fail(`zip member "${name}" uses unsupported compression method ${member.method}`);
     }
-    if (verifyCrc && typeof zlib.crc32 === 'function' && zlib.crc32(data) >>> 0 !== member.crc32) {
+    if (verifyCrc && crc32(data) !== member.crc32) {
       fail(`corrupt zip archive (member "${name}" fails its CRC-32 check)`);
     }
     return data;
   };
 
   return Object.freeze({ members, read });
+}
+
+/** Compressed bytes handed to the inflater at a time: bounds what one step can produce to ~1032× this (~16 MiB). */
+const INFLATE_STEP_BYTES = 16 * 1024;
+
+/**
+ * Raw DEFLATE `raw` into a buffer of `expected` bytes. Returns the bytes (longer than `expected` by one when the
+ * stream holds more, and the inflating stops there), or the decoder's complaint for a corrupt stream.
+ */
+function inflateBounded(raw: Uint8Array, expected: number): Uint8Array | string {
+  const out = new Uint8Array(expected + 1);
+  let filled = 0;
+  let overflow = false;
+  const inflater = new Inflate((chunk) => {
+    const room = out.byteLength - filled;
+    out.set(chunk.byteLength <= room ? chunk : chunk.subarray(0, room), filled);
+    filled += Math.min(chunk.byteLength, room);
+    if (filled > expected) overflow = true;
+  });
+  try {
+    for (let at = 0; at < raw.byteLength && !overflow; at += INFLATE_STEP_BYTES) {
+      const end = Math.min(raw.byteLength, at + INFLATE_STEP_BYTES);
+      inflater.push(raw.subarray(at, end), end === raw.byteLength);
+    }
+    if (raw.byteLength === 0) inflater.push(raw, true);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return out.subarray(0, filled);
 }
 
 /** Offset of the end-of-central-directory record, searching back over a possible archive comment; -1 if none. */

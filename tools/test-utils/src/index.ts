@@ -1,7 +1,8 @@
 /**
  * @module @scenimefy/test-utils
  * Private test helpers for Scenimefy.js: the reference fixture loader, the tensor closeness check and its jest
- * matcher `toBeCloseToTensor`, temp folders, and a loopback HTTP server. Only the names exported here are public.
+ * matcher `toBeCloseToTensor`, temp folders, a loopback HTTP server, and the import-graph walker that keeps
+ * browser entries free of Node-only modules. Only the names exported here are public.
  *
  * The matcher is registered for every test file by the root jest.config.js; import this package in a test that
  * uses it so the matcher's type declaration is in scope.
@@ -34,6 +35,8 @@ export {
 export type { SyntheticDataset, SyntheticDatasetOptions, SyntheticPair, SyntheticScene } from './synthetic-domains';
 export { guardAgainstSideEffects } from './side-effect-guard';
 export { contractRejection } from './contract-rejection';
+export { browserImportViolations, describeImportViolation, nodeOnlyReason, walkImportGraph } from './import-graph';
+export type { ExternalImport, ImportGraph, ImportGraphOptions, ImportViolation } from './import-graph';
 export type { TempDir } from './temp-dir';
 
 export { startLoopbackServer } from './loopback-server';

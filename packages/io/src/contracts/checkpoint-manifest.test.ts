@@ -3,14 +3,9 @@ import * as path from 'node:path';
 
 import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
 
-import {
-  checkpointContract,
-  checkpointManifestSchema,
-  readCheckpointManifest,
-  writeCheckpointManifest,
-  type CheckpointManifest,
-} from './checkpoint-manifest';
+import { checkpointContract, checkpointManifestSchema, type CheckpointManifest } from './checkpoint-manifest';
 import { artifactHeader } from './common';
+import { readCheckpointManifest, writeCheckpointManifest } from './contract-files';
 
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-checkpoint-v1.json'), 'utf8');
 const example = (): CheckpointManifest => checkpointManifestSchema.parse(JSON.parse(exampleText));

@@ -6,7 +6,6 @@
 import { z } from 'zod';
 
 import { byteSizeSchema, fileNameSchema, headerShape, jsonValueSchema, sha256Schema, type Contract, type ContractIssue } from './common';
-import { readContract, writeContract } from './read-contract';
 
 const channels = z.int().positive();
 
@@ -183,13 +182,3 @@ export const checkpointContract: Contract<CheckpointManifest> = Object.freeze({
   schema: checkpointManifestSchema,
   crossFieldIssues: checkpointCrossFieldIssues,
 });
-
-/** Read `checkpoint.json`; InputError if unreadable, ContractError if it breaks the contract. */
-export function readCheckpointManifest(file: string): Promise<CheckpointManifest> {
-  return readContract(file, checkpointContract);
-}
-
-/** Validate and write `checkpoint.json` atomically. */
-export function writeCheckpointManifest(file: string, manifest: CheckpointManifest): Promise<void> {
-  return writeContract(file, checkpointContract, manifest);
-}

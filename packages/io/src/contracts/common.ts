@@ -86,7 +86,7 @@ export interface ContractIssue {
 /** A versioned on-disk contract: what the readers, writers and the JSON Schema generator need to know. */
 export interface Contract<T extends ArtifactHeader> {
   readonly format: T['format'];
-  /** The one version this code reads and writes. */
+  /** The version this code writes (and reads). */
   readonly formatVersion: T['formatVersion'];
   /** The conventional file name of the artifact in its folder. */
   readonly fileName: string;
@@ -95,6 +95,29 @@ export interface Contract<T extends ArtifactHeader> {
   readonly schema: z.ZodType<T>;
   /** Rules across fields that a JSON Schema cannot state (unique paths, references between lists). */
   crossFieldIssues(value: T): ContractIssue[];
+  /**
+   * Older formatVersions this code still reads: each is checked against its own schema, then upgraded to the
+   * current version. Nothing is ever written in an older version.
+   */
+  readonly olderVersions?: ReadonlyArray<OlderContractVersion<T>>;
+}
+
+/**
+ * An older version of a contract that readers still accept, e.g. `scenimefy-checkpoint` v1 under v2. `Old` is
+ * that version's own type; the contract holds it type-erased (see `olderContractVersion`).
+ */
+export interface OlderContractVersion<T extends ArtifactHeader, Old = unknown> {
+  readonly formatVersion: number;
+  readonly schema: z.ZodType<Old>;
+  /** That version's cross-field rules, checked before upgrading. */
+  crossFieldIssues?(value: Old): ContractIssue[];
+  /** The same artifact in the current version; its result is checked against the current contract too. */
+  upgrade(old: Old): T;
+}
+
+/** Types an older version's schema, rules and upgrade together, and erases `Old` for `Contract.olderVersions`. */
+export function olderContractVersion<T extends ArtifactHeader, Old>(version: OlderContractVersion<T, Old>): OlderContractVersion<T> {
+  return Object.freeze({ ...version }) as OlderContractVersion<T>;
 }
 
 /** The header for a new artifact of `contract`, stamped now unless `createdAt` is given. */

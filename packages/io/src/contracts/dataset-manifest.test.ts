@@ -5,19 +5,10 @@ import * as path from 'node:path';
 import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
 
 import { InputError } from '../errors';
-import {
-  buildDatasetManifest,
-  datasetContract,
-  datasetManifestSchema,
-  isReferenceImageFile,
-  listReferenceImages,
-  readDatasetManifest,
-  verifyDatasetManifest,
-  writeDatasetManifest,
-  type DatasetManifest,
-  type DatasetProgress,
-} from './dataset-manifest';
-import { parseContract } from './read-contract';
+import { readDatasetManifest, writeDatasetManifest } from './contract-files';
+import { buildDatasetManifest, listReferenceImages, verifyDatasetManifest, type DatasetProgress } from './dataset-files';
+import { datasetContract, datasetManifestSchema, isReferenceImageFile, type DatasetManifest } from './dataset-manifest';
+import { parseContract } from './parse-contract';
 
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-dataset-v1.json'), 'utf8');
 const example = (): DatasetManifest => datasetManifestSchema.parse(JSON.parse(exampleText));

@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 import { KNOWN_FORMATS, type ArtifactHeader, type Contract } from './common';
 import { contractJsonSchemaFiles } from './json-schema';
-import { contractIssues } from './read-contract';
+import { contractIssues } from './parse-contract';
 import { CONTRACTS } from './registry';
 
 const schemasDir = path.join(__dirname, '..', '..', 'schemas');

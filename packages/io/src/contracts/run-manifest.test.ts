@@ -3,8 +3,9 @@ import * as path from 'node:path';
 
 import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
 
-import { parseContract } from './read-contract';
-import { readRunManifest, runContract, runManifestSchema, writeRunManifest, type RunManifest } from './run-manifest';
+import { readRunManifest, writeRunManifest } from './contract-files';
+import { parseContract } from './parse-contract';
+import { runContract, runManifestSchema, type RunManifest } from './run-manifest';
 
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-run-v1.json'), 'utf8');
 const example = (): RunManifest => runManifestSchema.parse(JSON.parse(exampleText));

@@ -14,7 +14,6 @@ import {
   type Contract,
   type ContractIssue,
 } from './common';
-import { readContract, writeContract } from './read-contract';
 
 export const runStatusSchema = z.enum(['running', 'completed', 'failed', 'stopped']);
 export type RunStatus = z.infer<typeof runStatusSchema>;
@@ -100,13 +99,3 @@ export const runContract: Contract<RunManifest> = Object.freeze({
   schema: runManifestSchema,
   crossFieldIssues: runCrossFieldIssues,
 });
-
-/** Read a run folder's `run.json`; InputError if unreadable, ContractError if it breaks the contract. */
-export function readRunManifest(file: string): Promise<RunManifest> {
-  return readContract(file, runContract);
-}
-
-/** Validate and write `run.json` atomically. */
-export function writeRunManifest(file: string, manifest: RunManifest): Promise<void> {
-  return writeContract(file, runContract, manifest);
-}

@@ -1,15 +1,13 @@
 /**
- * Reading and writing contract artifacts. A read goes: bytes → JSON → header (`format`, `formatVersion`) →
- * schema → cross-field rules; the first failure becomes one ContractError naming the file and the field. A
- * write validates the same way before anything touches the disk, then writes atomically.
+ * Checking contract artifacts, from their text, with no file system (browser-safe). A read goes: text → JSON →
+ * header (`format`, `formatVersion`) → schema → cross-field rules, and for a declared older version an upgrade
+ * to the current one; the first failure becomes one ContractError naming the file and the field. Reading and
+ * writing files is contract-files.ts.
  */
-import { promises as fsp } from 'node:fs';
-
 import * as jsonc from 'jsonc-parser';
 import type { z } from 'zod';
 
-import { writeFileAtomic } from '../atomic-file';
-import { ContractError, InputError } from '../errors';
+import { ContractError } from '../errors';
 import { KNOWN_FORMATS, formatIssuePath } from './common';
 import type { ArtifactHeader, Contract, ContractIssue } from './common';
 
@@ -24,7 +22,9 @@ export function contractIssues<T extends ArtifactHeader>(value: unknown, contrac
 }
 
 /**
- * Parse the text of an artifact (`file` names it in errors) and check it against `contract`.
+ * Parse the text of an artifact (`file` names it in errors) and check it against `contract`. An artifact in one
+ * of the contract's `olderVersions` is checked against that version's schema and rules, then upgraded: the value
+ * returned is always in the current version.
  * Throws ContractError for invalid JSON, another or an unknown `format`, an unsupported `formatVersion`, or any
  * schema or cross-field violation.
  */
@@ -33,37 +33,33 @@ export function parseContract<T extends ArtifactHeader>(text: string, file: stri
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new ContractError(`expected a JSON object, got ${describeJsonKind(json)}`, { file });
   }
-  checkHeader(json as Record<string, unknown>, file, contract);
-  const parsed = contract.schema.safeParse(json);
-  if (!parsed.success) throw issuesError(parsed.error.issues.flatMap(issuesFromZod), file);
-  const crossField = contract.crossFieldIssues(parsed.data);
-  if (crossField.length > 0) throw issuesError(crossField, file);
-  return parsed.data;
-}
+  const version = checkHeader(json as Record<string, unknown>, file, contract);
+  if (version === contract.formatVersion) return validated(json, contract, file);
 
-/** Read and check an artifact. InputError when the file cannot be read; ContractError as `parseContract`. */
-export async function readContract<T extends ArtifactHeader>(file: string, contract: Contract<T>): Promise<T> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError(`cannot read ${contract.title.toLowerCase()} (${code})`, { file, cause: error });
-  }
-  return parseContract(text, file, contract);
+  // checkHeader accepted `version`, so it is one of olderVersions.
+  const older = (contract.olderVersions ?? []).find((v) => v.formatVersion === version)!;
+  const parsed = older.schema.safeParse(json);
+  if (!parsed.success) throw issuesError(parsed.error.issues.flatMap(issuesFromZod), file);
+  const crossField = older.crossFieldIssues?.(parsed.data) ?? [];
+  if (crossField.length > 0) throw issuesError(crossField, file);
+  // The upgrade is our code, but what it makes of this file must still satisfy the current contract.
+  return validated(older.upgrade(parsed.data), contract, file, ` (after upgrading from formatVersion ${version})`);
 }
 
 /**
- * Check `value` against `contract` and write it to `file` atomically as indented JSON with a trailing newline.
- * Throws ContractError (nothing is written) when the value breaks the contract.
+ * `value` checked against `contract` for writing: the parsed value, whose keys come in schema order (so files
+ * from different writers look alike). Throws ContractError `… (not written)` when the value breaks the contract.
  */
-export async function writeContract<T extends ArtifactHeader>(file: string, contract: Contract<T>, value: T): Promise<void> {
+export function contractValueToWrite<T extends ArtifactHeader>(value: T, file: string, contract: Contract<T>): T {
+  return validated(value, contract, file, ' (not written)');
+}
+
+function validated<T extends ArtifactHeader>(value: unknown, contract: Contract<T>, file: string, suffix = ''): T {
   const parsed = contract.schema.safeParse(value);
-  if (!parsed.success) throw issuesError(parsed.error.issues.flatMap(issuesFromZod), file, ' (not written)');
+  if (!parsed.success) throw issuesError(parsed.error.issues.flatMap(issuesFromZod), file, suffix);
   const crossField = contract.crossFieldIssues(parsed.data);
-  if (crossField.length > 0) throw issuesError(crossField, file, ' (not written)');
-  // The parsed value, not the input: its keys come in schema order, so files from different writers look alike.
-  await writeFileAtomic(file, `${JSON.stringify(parsed.data, null, 2)}\n`);
+  if (crossField.length > 0) throw issuesError(crossField, file, suffix);
+  return parsed.data;
 }
 
 function parseJsonText(text: string, file: string): unknown {
@@ -95,9 +91,12 @@ function describeJsonSyntaxError(text: string, error: unknown): string {
   return `${what} at line ${line} column ${column} (position ${first.offset})`;
 }
 
-function checkHeader<T extends ArtifactHeader>(json: Record<string, unknown>, file: string, contract: Contract<T>): void {
+/** The artifact's formatVersion once its header names this contract and a version this code reads. */
+function checkHeader<T extends ArtifactHeader>(json: Record<string, unknown>, file: string, contract: Contract<T>): number {
   const { format, formatVersion } = json;
   const known = `known formats: ${KNOWN_FORMATS.join(', ')}`;
+  const older = (contract.olderVersions ?? []).map((v) => v.formatVersion);
+  const reads = older.length === 0 ? `${contract.formatVersion}` : `${contract.formatVersion} (and older ${older.join(', ')})`;
   if (format === undefined) {
     throw new ContractError(`missing; expected "${contract.format}" (${known})`, { file, field: 'format' });
   }
@@ -111,23 +110,24 @@ function checkHeader<T extends ArtifactHeader>(json: Record<string, unknown>, fi
     throw new ContractError(`this is a "${format}" file, expected "${contract.format}"`, { file, field: 'format' });
   }
   if (formatVersion === undefined) {
-    throw new ContractError(`missing; this version reads ${contract.formatVersion}`, { file, field: 'formatVersion' });
+    throw new ContractError(`missing; this version reads ${reads}`, { file, field: 'formatVersion' });
   }
   if (typeof formatVersion !== 'number' || !Number.isInteger(formatVersion) || formatVersion < 1) {
     throw new ContractError(`expected a positive integer, got ${JSON.stringify(formatVersion)}`, { file, field: 'formatVersion' });
   }
   if (formatVersion > contract.formatVersion) {
-    throw new ContractError(
-      `written by a newer Scenimefy.js (formatVersion ${formatVersion}); this version reads ${contract.formatVersion}`,
-      { file, field: 'formatVersion' },
-    );
+    throw new ContractError(`written by a newer Scenimefy.js (formatVersion ${formatVersion}); this version reads ${reads}`, {
+      file,
+      field: 'formatVersion',
+    });
   }
-  if (formatVersion !== contract.formatVersion) {
-    throw new ContractError(
-      `${contract.format} formatVersion ${formatVersion} is not supported; this version reads ${contract.formatVersion}`,
-      { file, field: 'formatVersion' },
-    );
+  if (formatVersion !== contract.formatVersion && !older.includes(formatVersion)) {
+    throw new ContractError(`${contract.format} formatVersion ${formatVersion} is not supported; this version reads ${reads}`, {
+      file,
+      field: 'formatVersion',
+    });
   }
+  return formatVersion;
 }
 
 /** Zod reports unknown keys once at their object; report each at its own path, which is what a user looks for. */

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { ContractError, InputError } from '../errors';
 import { checkpointContract, checkpointManifestSchema, type CheckpointManifest } from './checkpoint-manifest';
 import { artifactHeader, formatIssuePath } from './common';
-import { contractIssues, parseContract, readContract, writeContract } from './read-contract';
+import { readContract, writeContract } from './contract-files';
+import { contractIssues, parseContract } from './parse-contract';
 
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-checkpoint-v1.json'), 'utf8');
 const example = (): CheckpointManifest => checkpointManifestSchema.parse(JSON.parse(exampleText));

@@ -1,0 +1,23 @@
+import * as path from 'node:path';
+
+import { browserImportViolations, describeImportViolation, repoRoot, walkImportGraph } from '@scenimefy/test-utils';
+
+import * as core from './core';
+import * as node from './index';
+
+describe('@scenimefy/io/core', () => {
+  it('reaches no Node builtin, sharp, native TensorFlow or onnxruntime-node through its imports', () => {
+    const graph = walkImportGraph(path.join(__dirname, 'core.ts'));
+    // The walk really covers the core: its readers, the contracts and the pickle machine.
+    const reached = graph.files.map((f) => path.basename(f));
+    expect(reached).toEqual(expect.arrayContaining(['zip-archive.ts', 'torch-pickle.ts', 'parse-contract.ts', 'image.ts']));
+    expect(browserImportViolations(graph).map((v) => describeImportViolation(v, repoRoot()))).toEqual([]);
+    // What a bundler has to provide, all of it browser-safe.
+    expect([...new Set(graph.external.map((e) => e.specifier))].sort()).toEqual(['fflate', 'jsonc-parser', 'zod']);
+  });
+
+  it('is re-exported in full, the same values, by the Node entry', () => {
+    const missing = Object.keys(core).filter((name) => (node as Record<string, unknown>)[name] !== (core as Record<string, unknown>)[name]);
+    expect(missing).toEqual([]);
+  });
+});
