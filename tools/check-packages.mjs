@@ -41,23 +41,19 @@ function describeAttwProblem(problem, problemKindInfo) {
   return `attw ${problem.kind} (${where}): ${problemKindInfo[problem.kind]?.description ?? ''} ${problemKindInfo[problem.kind]?.docsUrl ?? ''}`.trim();
 }
 
-/** Packs and checks every published package; returns { ok, lines, tarballs }. */
-export async function checkPackages({ dest } = {}) {
-  const dir = dest ?? fs.mkdtempSync(path.join(os.tmpdir(), 'scenimefy-check-packages-'));
+/** Packs every published package into `dir` and checks each tarball; returns { ok, lines }. */
+async function checkPackagesIn(dir) {
   const rootManifest = readJson(path.join(root, 'package.json'));
   const dirs = publishedPackages();
   const { publint, formatMessage, attw, problemKindInfo } = await loadCheckers();
   const report = packPackages(dirs, dir);
   const lines = [];
-  const tarballs = {};
   let ok = true;
   for (const [i, pkgDir] of dirs.entries()) {
     const entry = report[i];
     const manifest = readJson(path.join(pkgDir, 'package.json'));
     if (entry?.name !== manifest.name) throw new Error(`npm pack reported ${entry?.name} where ${manifest.name} was expected`);
-    const tarball = path.join(dir, entry.filename);
-    tarballs[manifest.name] = tarball;
-    const bytes = fs.readFileSync(tarball);
+    const bytes = fs.readFileSync(path.join(dir, entry.filename));
     const problems = manifestProblems(manifest, rootManifest).map((p) => `package.json: ${p}`);
 
     const lint = await publint({
@@ -86,8 +82,18 @@ export async function checkPackages({ dest } = {}) {
       lines.push(`check-packages: ${summary}:`, ...problems.map((p) => `  ${p}`));
     }
   }
-  if (dest === undefined) fs.rmSync(dir, { recursive: true, force: true });
-  return { ok, lines, tarballs };
+  return { ok, lines };
+}
+
+/** Packs and checks every published package, into `dest` when given (the tarballs stay), else a temp folder. */
+export async function checkPackages({ dest } = {}) {
+  if (dest !== undefined) return checkPackagesIn(dest);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scenimefy-check-packages-'));
+  try {
+    return await checkPackagesIn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
