@@ -3,20 +3,80 @@
  * target, and the folder is fsynced. A crash at any moment leaves the old file or the new one, never a torn one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
 import { InputError } from './errors';
+import { openRegularFile } from './regular-file';
 
 export interface AtomicWriteOptions {
   /** File mode of the new file (default 0o644). */
   mode?: number;
 }
 
-/** A temp path beside `target` that no other writer will pick; removed by the caller on failure. */
+/**
+ * A temp path beside `target` that no other writer will pick: `.<name>.<pid>.<12 hex>.tmp`, removed by the caller
+ * on failure. The writer's pid in the name is what lets `removeStaleTempFiles` tell a dead writer's leftover.
+ */
 export function tempPathFor(target: string): string {
   const dir = path.dirname(target);
   return path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** The names `tempPathFor` makes; group 1 is the writer's pid. */
+const TEMP_NAME = /^\..+\.([1-9]\d{0,9})\.[0-9a-f]{12}\.tmp$/;
+
+export interface RemoveStaleTempFilesOptions {
+  /** Keep temp files modified less than this long ago, whoever wrote them (default 60 s). */
+  graceMs?: number;
+}
+
+/**
+ * Remove the temp files that writers killed mid-write (kill -9, power loss) left in `folder`: files named as
+ * `tempPathFor` names them whose writer's pid is not alive on this host and that have not been modified for
+ * `graceMs`. Nothing else is touched: not other files, not folders or links of that name, not files of live
+ * writers (a pid that is alive, even someone else's, counts as alive), not subfolders. Returns the paths removed;
+ * a folder that does not exist has none. Call it before writing into an output or run folder.
+ */
+export async function removeStaleTempFiles(folder: string, options: RemoveStaleTempFilesOptions = {}): Promise<string[]> {
+  const graceMs = options.graceMs ?? 60_000;
+  let names: string[];
+  try {
+    names = await fsp.readdir(folder);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw new InputError(`cannot list folder (${code ?? 'EIO'})`, { file: folder, cause: error });
+  }
+  const removed: string[] = [];
+  const now = Date.now();
+  for (const name of names) {
+    const match = TEMP_NAME.exec(name);
+    if (match === null || isProcessAlive(Number(match[1]))) continue;
+    const file = path.join(folder, name);
+    const stats = await fsp.lstat(file).catch(() => undefined);
+    if (stats === undefined || !stats.isFile() || now - stats.mtimeMs < graceMs) continue;
+    // Gone already (another cleaner was first) is as good as removed by us; anything else is worth hearing about.
+    await fsp.rm(file).then(
+      () => removed.push(file),
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw new InputError(`cannot remove stale temp file (${error.code ?? 'EIO'})`, { file, cause: error });
+      },
+    );
+  }
+  return removed;
+}
+
+/** Whether a process with this pid exists on this host (signal 0 checks without sending anything). */
+function isProcessAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else. Only ESRCH says there is no such process.
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** fsync a folder so a rename inside it is durable; a no-op where the file system refuses folder fsync. */
@@ -119,8 +179,11 @@ export function sha256Hex(data: Uint8Array | string): string {
 export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   try {
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    const handle = await openRegularFile(file, 'file to hash');
+    // The stream closes the handle when it ends or fails.
+    for await (const chunk of handle.createReadStream()) hash.update(chunk as Buffer);
   } catch (error) {
+    if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
     throw new InputError(`cannot read (${code})`, { file, cause: error });
   }

@@ -9,16 +9,21 @@
 export {
   BackendError,
   ContractError,
+  ERROR_MESSAGE_MAX_CHARS,
   EXIT_CODES,
   InputError,
   IntegrityError,
   ModelFormatError,
   NetworkError,
   NumericError,
+  QUOTED_VALUE_MAX_CHARS,
   ScenimefyError,
   UsageError,
+  capText,
   exitCodeFor,
   isScenimefyError,
+  joinCapped,
+  quoteValue,
 } from './errors';
 export type { ScenimefyErrorCode, ScenimefyErrorOptions } from './errors';
 
@@ -38,6 +43,7 @@ export type { SafetensorsContents, SafetensorsReadOptions } from './safetensors'
 
 export {
   TORCH_CHECKPOINT_MAX_BYTES,
+  TORCH_CHECKPOINT_MAX_INFLATED_BYTES,
   isTorchCheckpoint,
   isTorchTensor,
   parseTorchCheckpoint,

@@ -2,7 +2,7 @@ import * as zlib from 'node:zlib';
 
 import { seededUniform } from '@scenimefy/test-utils';
 
-import { crc32 } from './crc32';
+import { crc32, memberCrc32, registerCrc32 } from './crc32';
 
 describe('crc32', () => {
   it('gives the check value of CRC-32/ISO-HDLC and agrees with zlib on every length around the 8-byte step', () => {
@@ -16,5 +16,24 @@ describe('crc32', () => {
   it('continues from the CRC of the bytes before', () => {
     const bytes = Uint8Array.from({ length: 100 }, (_, i) => (i * 37) & 0xff);
     expect(crc32(bytes.subarray(45), crc32(bytes.subarray(0, 45)))).toBe(crc32(bytes));
+  });
+});
+
+describe('memberCrc32', () => {
+  it("is node:zlib's once the Node entry has loaded, and whatever a runtime registers", () => {
+    require('./crc32-node');
+    const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 131) & 0xff);
+    expect(memberCrc32(bytes)).toBe(zlib.crc32(bytes));
+    const seen: number[] = [];
+    registerCrc32((b) => {
+      seen.push(b.length);
+      return crc32(b);
+    });
+    try {
+      expect(memberCrc32(bytes)).toBe(crc32(bytes));
+      expect(seen).toEqual([1000]);
+    } finally {
+      registerCrc32(crc32);
+    }
   });
 });

@@ -4,10 +4,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { deflateSync } from 'node:zlib';
 
+import { repoRoot } from '@scenimefy/test-utils';
 import sharp from 'sharp';
 
 import { InputError, UsageError } from './errors';
 import { DEFAULT_MAX_PIXELS, decodeImage } from './image-decode';
+import { jpegShortfall } from './jpeg-scan';
 
 let dir: string;
 beforeAll(async () => {
@@ -313,5 +315,61 @@ describe('decodeImage: files and failures', () => {
     await expect(decodeImage(png, { maxPixels: 0 })).rejects.toThrow(UsageError);
     await expect(decodeImage(png, { orientation: 'auto' as 'exif' })).rejects.toThrow(UsageError);
     await expect(decodeImage(png, { alpha: { flatten: 'not-a-colour' } })).rejects.toThrow(UsageError);
+  });
+});
+
+describe('JPEGs whose scan data is far too short for their frame (issue 12 #7)', () => {
+  /** A real small JPEG (rocket.jpg shrunk to 48×32) whose SOF0 now claims 16000×16000. */
+  async function claimingHuge(): Promise<Buffer> {
+    const photo = await fsp.readFile(path.join(repoRoot(), 'packages', 'io', 'test-fixtures', 'rocket.jpg'));
+    const jpeg = Buffer.from(await sharp(photo).resize(48, 32).jpeg({ quality: 75 }).toBuffer());
+    for (let at = 2; at < jpeg.length; ) {
+      const marker = jpeg[at + 1]!;
+      if (marker === 0xc0) {
+        jpeg.writeUInt16BE(16000, at + 5);
+        jpeg.writeUInt16BE(16000, at + 7);
+        return jpeg;
+      }
+      at += 2 + jpeg.readUInt16BE(at + 2);
+    }
+    throw new Error('no SOF0 in the test JPEG');
+  }
+
+  it('refuses a 600-byte JPEG that claims 16000×16000 before decoding it (libjpeg would fill it with grey)', async () => {
+    const jpeg = await claimingHuge();
+    expect(jpeg.length).toBeLessThan(800);
+    expect(jpeg.subarray(-2)).toEqual(Buffer.from([0xff, 0xd9])); // complete: sharp's failOn sees nothing wrong
+    const err = await errorOf(decodeImage(jpeg, { file: 'tiny.jpg' }));
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.message).toMatch(
+      /^tiny\.jpg: not a decodable image \(truncated JPEG data: 16000×16000 pixels need at least 375000 bytes of scan data, the file holds \d{3}\)$/,
+    );
+  });
+
+  it('refuses the same file truncated to 500 bytes', async () => {
+    const err = await errorOf(decodeImage((await claimingHuge()).subarray(0, 500), { file: 'cut.jpg' }));
+    expect(err.message).toMatch(/^cut\.jpg: not a decodable image \(truncated JPEG data: 16000×16000 pixels need at least 375000 bytes/);
+  });
+
+  it('passes the real photos and the most compact JPEGs an encoder makes (flat, quality 1, optimised Huffman)', async () => {
+    const photos = [
+      path.join(repoRoot(), 'examples', 'photos', 'rocket.jpg'),
+      path.join(repoRoot(), 'packages', 'io', 'test-fixtures', 'rocket.jpg'),
+      ...['rocket.jpg'].map((f) => path.join(repoRoot(), '..', 'shared', 'samples', f)),
+    ];
+    for (const file of photos) {
+      const bytes = await fsp.readFile(file).catch(() => undefined);
+      if (bytes === undefined) continue; // ../shared may be absent outside this workspace; the fixture copy is not
+      expect(jpegShortfall(bytes)).toBeUndefined();
+    }
+    for (const options of [{ quality: 1, mozjpeg: true }, { quality: 1, progressive: true, optimiseCoding: true }, { quality: 1 }]) {
+      const flat = await sharp({ create: { width: 2048, height: 1536, channels: 3, background: '#000' } })
+        .jpeg(options)
+        .toBuffer();
+      // mozjpeg spends one bit per 8×8 block here, the least Huffman coding can: twice the bound refused.
+      expect(jpegShortfall(flat)).toBeUndefined();
+      const img = await decodeImage(flat, { file: 'flat.jpg' });
+      expect([img.width, img.height]).toEqual([2048, 1536]);
+    }
   });
 });

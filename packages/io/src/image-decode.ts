@@ -3,12 +3,12 @@
  * (SPEC §8 step 1), except that EXIF orientation is applied by default (SPEC §11 #12). Every failure is an
  * InputError of one line naming the file.
  */
-import { promises as fsp } from 'node:fs';
-
 import sharp from 'sharp';
 
-import { InputError, UsageError } from './errors';
+import { InputError, UsageError, capText, quoteValue } from './errors';
 import type { ImageSource, RgbImage } from './image';
+import { jpegShortfall } from './jpeg-scan';
+import { openRegularFile } from './regular-file';
 
 /** sharp's own default: 0x3FFF × 0x3FFF pixels. */
 export const DEFAULT_MAX_PIXELS = 268_402_689;
@@ -95,17 +95,21 @@ function decodeFailureReason(message: string, format: string | undefined): strin
     .split('\n')
     .map((l) => l.trim())
     .find((l) => l.length > 0);
-  return `corrupt ${label ?? 'image'} data${firstLine !== undefined ? `: ${firstLine}` : ''}`;
+  return `corrupt ${label ?? 'image'} data${firstLine !== undefined ? `: ${capText(firstLine)}` : ''}`;
 }
 
 async function readInput(input: string | Uint8Array, name: string | undefined): Promise<{ bytes: Uint8Array; file: string }> {
   if (typeof input !== 'string') return { bytes: input, file: name ?? '<bytes>' };
   const file = input;
   try {
-    const stat = await fsp.stat(file);
-    if (stat.isDirectory()) throw new InputError('is a folder, not an image file', { file });
-    return { bytes: await fsp.readFile(file), file };
+    const handle = await openRegularFile(file, 'image');
+    try {
+      return { bytes: await handle.readFile(), file };
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EISDIR') throw new InputError('is a folder, not an image file', { file, cause: error });
     if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new InputError('no such file', { file, cause: error });
@@ -140,6 +144,7 @@ function checkOptions(options: DecodeImageOptions): number {
  *   `x.jpg: no such file`, `dir: is a folder, not an image file`,
  *   `big.png: 100000×100000 pixels exceeds the decode limit of 268402689 pixels; raise the limit (maxPixels; --max-pixels in the CLI) to decode it`,
  *   `photo.jpg: not a decodable image (truncated JPEG data)`,
+ *   `tiny.jpg: not a decodable image (truncated JPEG data: 16000×16000 pixels need at least 500000 bytes of scan data, the file holds 420)`,
  *   `empty.png: not a decodable image (empty file)`, `notes.png: not a decodable image (unrecognised format; …)`,
  *   `scan.bmp: unsupported format BMP (sharp cannot decode it; convert it to PNG or JPEG)`.
  *
@@ -170,6 +175,10 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeIma
   if (meta.format === 'heif' && meta.compression === 'hevc') {
     throw new InputError('unsupported format HEIC (HEVC-coded HEIF; sharp decodes AVIF only; convert it to JPEG)', { file });
   }
+  // SPEC-free hardening (issue 12 #7): libjpeg fills a scan that ends early with grey, so a tiny file claiming a
+  // huge frame would decode into that many pixels; refuse it from its structure before decoding anything.
+  const shortfall = meta.format === 'jpeg' ? jpegShortfall(bytes) : undefined;
+  if (shortfall !== undefined) throw new InputError(`not a decodable image (truncated JPEG data: ${shortfall})`, { file });
   const pixels = meta.width * meta.height;
   if (pixels > maxPixels) {
     throw new InputError(
@@ -195,7 +204,7 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeIma
     try {
       pipeline = pipeline.flatten({ background: alpha.flatten });
     } catch (error) {
-      throw new UsageError(`decodeImage: bad flatten colour ${JSON.stringify(alpha.flatten)}: ${(error as Error).message}`);
+      throw new UsageError(`decodeImage: bad flatten colour ${quoteValue(alpha.flatten)}: ${capText((error as Error).message)}`);
     }
   }
   let decoded: { data: Buffer; info: sharp.OutputInfo };

@@ -2,10 +2,9 @@
  * safetensors files on disk (Node): read a file into one buffer and parse it, or write tensors atomically
  * without assembling the whole file in memory. The format itself is safetensors.ts.
  */
-import { promises as fsp } from 'node:fs';
-
 import { writeFileAtomic } from './atomic-file';
 import { InputError } from './errors';
+import { openRegularFile } from './regular-file';
 import { parseSafetensors, safetensorsChunks } from './safetensors';
 import type { SafetensorsContents, SafetensorsReadOptions } from './safetensors';
 import type { TensorData, TensorMap } from './tensor';
@@ -17,8 +16,14 @@ import type { TensorData, TensorMap } from './tensor';
 export async function readSafetensors(file: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsContents> {
   let buffer: Buffer;
   try {
-    buffer = await fsp.readFile(file);
+    const handle = await openRegularFile(file, 'safetensors file');
+    try {
+      buffer = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
+    if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
     throw new InputError(`cannot read safetensors file (${code}: ${readProblem(code)})`, { file, cause: error });
   }

@@ -14,7 +14,7 @@
  * No npm library covers this: the format is a JSON header over raw bytes, and the validation is the point.
  * This module works on bytes only (browser-safe); reading and writing files is safetensors-file.ts.
  */
-import { ModelFormatError } from './errors';
+import { ModelFormatError, capText, joinCapped, quoteValue } from './errors';
 import { DTYPE_BYTES, numel } from './tensor';
 import type { DType, TensorData, TensorMap } from './tensor';
 
@@ -74,7 +74,7 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>', options: 
   try {
     header = JSON.parse(headerText);
   } catch (error) {
-    return fail(`header is not valid JSON (${oneLine((error as Error).message)})`);
+    return fail(`header is not valid JSON (${capText(oneLine((error as Error).message))})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     fail(`header is not a JSON object (got ${jsonKind(header)})`);
@@ -94,13 +94,13 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>', options: 
         fail(`__metadata__ must be an object of strings, got ${jsonKind(value)}`);
       }
       for (const [key, text] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof text !== 'string') fail(`__metadata__.${key} must be a string, got ${jsonKind(text)}`);
+        if (typeof text !== 'string') fail(`__metadata__.${capText(key)} must be a string, got ${jsonKind(text)}`);
         // defineProperty, not assignment, so a "__proto__" key stays an ordinary entry.
         Object.defineProperty(metadata, key, { value: text, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
-    const where = `tensor ${JSON.stringify(name)}`;
+    const where = `tensor ${quoteValue(name)}`;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       fail(`${where} must be an object with dtype, shape and data_offsets, got ${jsonKind(value)}`);
     }
@@ -130,7 +130,7 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>', options: 
     const needed = numel(shape as number[]) * DTYPE_BYTES[dtype as DType];
     if (end - begin !== needed) {
       fail(
-        `${where} data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} shape [${(shape as number[]).join(', ')}] needs ${needed}`,
+        `${where} data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} shape [${joinCapped(shape as number[])}] needs ${needed}`,
       );
     }
     entries.push({ name, dtype: dtype as DType, shape: shape as number[], begin, end });
@@ -143,11 +143,11 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>', options: 
   for (const entry of entries) {
     if (entry.begin < cursor && previous !== undefined) {
       fail(
-        `tensors ${JSON.stringify(previous.name)} [${previous.begin}, ${previous.end}] and ${JSON.stringify(entry.name)} [${entry.begin}, ${entry.end}] overlap`,
+        `tensors ${quoteValue(previous.name)} [${previous.begin}, ${previous.end}] and ${quoteValue(entry.name)} [${entry.begin}, ${entry.end}] overlap`,
       );
     }
     if (entry.begin > cursor) {
-      fail(`bytes [${cursor}, ${entry.begin}) of the data section belong to no tensor (gap before ${JSON.stringify(entry.name)})`);
+      fail(`bytes [${cursor}, ${entry.begin}) of the data section belong to no tensor (gap before ${quoteValue(entry.name)})`);
     }
     cursor = entry.end;
     previous = entry;
@@ -200,7 +200,7 @@ export function safetensorsChunks(
   if (metadata !== undefined) {
     const fields: string[] = [];
     for (const [key, value] of Object.entries(metadata)) {
-      if (typeof value !== 'string') fail(`__metadata__.${key} must be a string, got ${jsonKind(value)}`);
+      if (typeof value !== 'string') fail(`__metadata__.${capText(key)} must be a string, got ${jsonKind(value)}`);
       fields.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
     }
     // Written by hand rather than JSON.stringify(metadata): object key order puts integer-like keys first.
@@ -210,19 +210,19 @@ export function safetensorsChunks(
   const seen = new Set<string>();
   let offset = 0;
   for (const [name, tensor] of tensors) {
-    const where = `tensor ${JSON.stringify(name)}`;
+    const where = `tensor ${quoteValue(name)}`;
     if (name === METADATA_KEY) fail(`${METADATA_KEY} is reserved and cannot name a tensor`);
-    if (seen.has(name)) fail(`duplicate tensor name ${JSON.stringify(name)}`);
+    if (seen.has(name)) fail(`duplicate tensor name ${quoteValue(name)}`);
     seen.add(name);
     if (!(DTYPES as string[]).includes(tensor.dtype)) {
       fail(`${where} has unsupported dtype ${jsonPreview(tensor.dtype)} (supported: ${DTYPES.join(', ')})`);
     }
     if (!tensor.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(`${where} shape must be non-negative integers, got [${tensor.shape.join(', ')}]`);
+      fail(`${where} shape must be non-negative integers, got [${joinCapped(tensor.shape)}]`);
     }
     const needed = numel(tensor.shape) * DTYPE_BYTES[tensor.dtype];
     if (tensor.bytes.byteLength !== needed) {
-      fail(`${where} holds ${tensor.bytes.byteLength} bytes but ${tensor.dtype} shape [${tensor.shape.join(', ')}] needs ${needed}`);
+      fail(`${where} holds ${tensor.bytes.byteLength} bytes but ${tensor.dtype} shape [${joinCapped(tensor.shape)}] needs ${needed}`);
     }
     parts.push(
       `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":[${tensor.shape.join(',')}],"data_offsets":[${offset},${offset + needed}]}`,
@@ -343,10 +343,10 @@ export function tensorToBigInt64(t: TensorData): BigInt64Array {
  */
 export function float32Tensor(shape: readonly number[], data: Float32Array): TensorData {
   if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new ModelFormatError(`float32 tensor shape must be non-negative integers, got [${shape.join(', ')}]`);
+    throw new ModelFormatError(`float32 tensor shape must be non-negative integers, got [${joinCapped(shape)}]`);
   }
   if (numel(shape) !== data.length) {
-    throw new ModelFormatError(`float32 tensor shape [${shape.join(', ')}] holds ${numel(shape)} elements, data has ${data.length}`);
+    throw new ModelFormatError(`float32 tensor shape [${joinCapped(shape)}] holds ${numel(shape)} elements, data has ${data.length}`);
   }
   let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (!IS_LITTLE_ENDIAN) bytes = swapBytes(bytes, 4);
@@ -444,9 +444,9 @@ function firstDuplicateKey(text: string): string | undefined {
           owners.length === 0
             ? 'the header'
             : owners.length === 1 && owners[0] !== METADATA_KEY
-              ? `tensor ${JSON.stringify(owners[0])}`
-              : owners.join('.');
-        return `duplicate key ${JSON.stringify(key)} in ${where}`;
+              ? `tensor ${quoteValue(owners[0])}`
+              : capText(owners.join('.'));
+        return `duplicate key ${quoteValue(key)} in ${where}`;
       }
       frame.keys.add(key);
       lastKey = key;
@@ -468,8 +468,7 @@ function jsonKind(value: unknown): string {
 }
 
 function jsonPreview(value: unknown): string {
-  const text = value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return value === undefined ? 'nothing' : quoteValue(value, 60);
 }
 
 function oneLine(text: string): string {

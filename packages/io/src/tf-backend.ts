@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { BackendError, UsageError } from './errors';
+import { BackendError, UsageError, capText, quoteValue } from './errors';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type KernelBackend = import('@tensorflow/tfjs-core').KernelBackend;
@@ -176,14 +176,16 @@ async function loadTfNow(options: LoadTfOptions): Promise<TfLoadResult> {
 function resolvePreference(prefer: BackendPreference | undefined): { preference: BackendPreference; source: string } {
   if (prefer !== undefined) {
     if (!isPreference(prefer)) {
-      throw new UsageError(`loadTf: unknown backend "${String(prefer)}"; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
+      throw new UsageError(`loadTf: unknown backend ${quoteValue(String(prefer))}; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
     }
     return { preference: prefer, source: `prefer: '${prefer}'` };
   }
   const fromEnv = process.env[BACKEND_ENV_VAR];
   if (fromEnv !== undefined && fromEnv !== '') {
     if (!isPreference(fromEnv)) {
-      throw new UsageError(`${BACKEND_ENV_VAR}=${fromEnv} is not a backend; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`);
+      throw new UsageError(
+        `${BACKEND_ENV_VAR}=${capText(fromEnv)} is not a backend; expected one of auto, ${BACKEND_CANDIDATES.join(', ')}`,
+      );
     }
     return { preference: fromEnv, source: `${BACKEND_ENV_VAR}=${fromEnv}` };
   }
@@ -244,8 +246,11 @@ async function prepareNative(candidate: BackendCandidate, tf: Tf, installed: Ins
     };
   }
   try {
-    // TensorFlow's C++ start-up banners (oneDNN, CPU features) would land on the user's terminal; keep errors only,
-    // unless the user asked for a log level.
+    // TensorFlow's C++ start-up banners (CPU features, …) would land on the user's terminal; keep errors only,
+    // unless the user asked for a log level. Set before the require: the library reads it as it loads. Two lines
+    // come from static initialisers before any setting reaches absl's logger (its "before absl::InitializeLog()"
+    // warning and the oneDNN notice); only TF_ENABLE_ONEDNN_OPTS=0 stops them, which also turns oneDNN's kernels
+    // off and changes results, so that stays the user's choice (tf-backend.stderr.test.ts).
     process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
     // Importing it loads the addon, registers 'tensorflow' and makes it active.
     require(installed.package);
@@ -424,5 +429,5 @@ function firstLine(error: unknown): string {
       : typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string'
         ? (error as { message: string }).message
         : String(error);
-  return message.trim().split('\n')[0]?.trim() ?? '';
+  return capText(message.trim().split('\n')[0]?.trim() ?? '');
 }

@@ -2,9 +2,11 @@
  * PyTorch checkpoints on disk (Node): the file is read into one buffer, which its tensors then view. Parsing is
  * torch-checkpoint.ts.
  */
-import { promises as fsp } from 'node:fs';
+import type { promises as fsp } from 'node:fs';
 
+import './crc32-node';
 import { InputError, ModelFormatError } from './errors';
+import { openRegularFile } from './regular-file';
 import type { TensorMap } from './tensor';
 import { TORCH_CHECKPOINT_MAX_BYTES, parseTorchCheckpoint, stateDictFromCheckpoint } from './torch-checkpoint';
 import type { ReadTorchCheckpointOptions, ReadTorchStateDictOptions } from './torch-checkpoint';
@@ -30,8 +32,9 @@ export async function readTorchStateDict(file: string, options: ReadTorchStateDi
 async function readWholeFile(file: string, maxBytes: number): Promise<Uint8Array> {
   let handle: fsp.FileHandle;
   try {
-    handle = await fsp.open(file, 'r');
+    handle = await openRegularFile(file, 'PyTorch checkpoint');
   } catch (error) {
+    if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
     throw new InputError(`cannot read PyTorch checkpoint (${code})`, { file, cause: error });
   }

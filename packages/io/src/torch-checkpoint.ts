@@ -6,20 +6,42 @@
  * torch-checkpoint-file.ts.
  */
 
-import { ModelFormatError } from './errors';
+import { ModelFormatError, UsageError, capText, joinCapped, quoteValue } from './errors';
 import { DTYPE_BYTES } from './tensor';
 import type { DType, TensorData, TensorMap } from './tensor';
-import { TorchStorageType, describePythonValue, unpickle } from './torch-pickle';
-import type { TensorRebuildRequest, UnpickleOptions } from './torch-pickle';
+import { TorchStorageType, describePythonValue, pickleLimits, unpickle } from './torch-pickle';
+import type { PickleLimits, TensorRebuildRequest, UnpickleOptions } from './torch-pickle';
 import { isZipArchive, openZipArchive } from './zip-archive';
+import type { ZipMember } from './zip-archive';
 
 export interface ReadTorchCheckpointOptions {
   /** Refuse files larger than this many bytes (default {@link TORCH_CHECKPOINT_MAX_BYTES}, 4 GiB). */
   maxBytes?: number;
+  /**
+   * Refuse to inflate more than this many bytes of DEFLATED zip members in all (default
+   * {@link TORCH_CHECKPOINT_MAX_INFLATED_BYTES}, 1 GiB). torch.save stores members uncompressed; a compressed
+   * archive can claim any size, so what it inflates to is capped on top of the file's own size. Raise it for a
+   * recompressed checkpoint you trust.
+   */
+  maxInflatedBytes?: number;
+  /** Limits of the unpickler in place of PICKLE_LIMITS, field by field (raise them for a file you trust). */
+  limits?: Partial<PickleLimits>;
 }
 
 /** Largest checkpoint read by default: 4 GiB, the largest buffer Node.js 20 allocates (`buffer.constants.MAX_LENGTH`). */
 export const TORCH_CHECKPOINT_MAX_BYTES = 2 ** 32;
+
+/** Default cap on the bytes DEFLATED zip members may inflate to, in all: 1 GiB. */
+export const TORCH_CHECKPOINT_MAX_INFLATED_BYTES = 2 ** 30;
+
+/**
+ * A DEFLATED storage may inflate to this much beyond the bytes its tensors view. torch.save writes a tensor's whole
+ * storage, so a view of a larger storage is legitimate; a compressed storage far larger than anything uses it is a
+ * bomb (1 GiB of zeros compresses to 1 MB).
+ */
+const UNUSED_INFLATED_STORAGE_BYTES = 1024 * 1024;
+/** The byteorder member holds "little" or "big". */
+const BYTEORDER_MAX_BYTES = 16;
 
 export interface ReadTorchStateDictOptions extends ReadTorchCheckpointOptions {
   /** Take the state dict stored under this top-level key (e.g. `g_ema` in a rosinality StyleGAN2 checkpoint). */
@@ -71,9 +93,14 @@ export function parseTorchCheckpoint(bytes: Uint8Array, file = '<buffer>', optio
   if (bytes.byteLength === 0) fail('empty file (0 bytes), not a PyTorch checkpoint');
   const maxBytes = options.maxBytes ?? TORCH_CHECKPOINT_MAX_BYTES;
   if (bytes.byteLength > maxBytes) fail(`${bytes.byteLength} bytes, more than the limit of ${maxBytes}`);
+  const maxInflatedBytes = options.maxInflatedBytes ?? TORCH_CHECKPOINT_MAX_INFLATED_BYTES;
+  if (!(Number.isSafeInteger(maxInflatedBytes) && maxInflatedBytes >= 0)) {
+    throw new UsageError(`maxInflatedBytes must be a non-negative integer, got ${quoteValue(maxInflatedBytes)}`);
+  }
+  const limits = pickleLimits(options.limits);
   const budget = new CopyBudget(bytes.byteLength + COPY_ALLOWANCE_BYTES, fail);
-  if (isZipArchive(bytes)) return parseZipCheckpoint(bytes, file, maxBytes, budget, fail);
-  return parseLegacyCheckpoint(bytes, file, budget, fail);
+  if (isZipArchive(bytes)) return parseZipCheckpoint(bytes, file, { maxBytes, maxInflatedBytes, limits }, budget, fail);
+  return parseLegacyCheckpoint(bytes, file, limits, budget, fail);
 }
 
 /** The state dict inside an unpickled checkpoint (see readTorchStateDict); `file` names it in errors. */
@@ -88,15 +115,15 @@ export function stateDictFromCheckpoint(
   let dict = checkpoint;
   if (options.key !== undefined) {
     if (!(checkpoint instanceof Map)) {
-      fail(`has no key ${JSON.stringify(options.key)}: the checkpoint is ${describePythonValue(checkpoint)}, not a dict`);
+      fail(`has no key ${quoteValue(options.key)}: the checkpoint is ${describePythonValue(checkpoint)}, not a dict`);
     }
     const top = checkpoint as Map<unknown, unknown>;
     if (!top.has(options.key)) {
-      fail(`no key ${JSON.stringify(options.key)} in the checkpoint (top-level keys: ${listKeys(top)})`);
+      fail(`no key ${quoteValue(options.key)} in the checkpoint (top-level keys: ${listKeys(top)})`);
     }
     dict = top.get(options.key);
     if (!isStateDict(dict)) {
-      fail(`${JSON.stringify(options.key)} is not a state dict of tensors (state dicts in this checkpoint: ${listStateDicts(top)})`);
+      fail(`${quoteValue(options.key)} is not a state dict of tensors (state dicts in this checkpoint: ${listStateDicts(top)})`);
     }
   } else if (!isStateDict(dict)) {
     if (checkpoint instanceof Map) {
@@ -112,7 +139,7 @@ export function stateDictFromCheckpoint(
   for (const [name, tensor] of dict as Map<string, TensorData>) {
     const stripped = prefix !== undefined && prefix !== '' && name.startsWith(prefix) ? name.slice(prefix.length) : name;
     if (out.has(stripped)) {
-      fail(`stripping ${JSON.stringify(prefix)} from tensor names makes two tensors named ${JSON.stringify(stripped)}`);
+      fail(`stripping ${quoteValue(prefix)} from tensor names makes two tensors named ${quoteValue(stripped)}`);
     }
     out.set(stripped, tensor);
   }
@@ -126,13 +153,13 @@ function isStateDict(value: unknown): value is Map<string, TensorData> {
 }
 
 function listKeys(map: Map<unknown, unknown>): string {
-  const names = [...map.keys()].slice(0, 20).map((k) => (typeof k === 'string' ? k : describePythonValue(k)));
+  const names = [...map.keys()].slice(0, 20).map((k) => (typeof k === 'string' ? capText(k) : describePythonValue(k)));
   if (map.size > 20) names.push(`… ${map.size - 20} more`);
   return names.length > 0 ? names.join(', ') : 'none';
 }
 
 function listStateDicts(map: Map<unknown, unknown>): string {
-  const names = [...map].filter(([k, v]) => typeof k === 'string' && isStateDict(v)).map(([k]) => k as string);
+  const names = [...map].filter(([k, v]) => typeof k === 'string' && isStateDict(v)).map(([k]) => capText(k as string));
   return names.length > 0 ? names.join(', ') : 'none';
 }
 
@@ -195,6 +222,22 @@ class TensorCollector {
     return tensor;
   };
 
+  /** For each storage, the bytes its tensors view: the end of the furthest element any of them addresses. */
+  bytesViewed(): Map<StorageRef, number> {
+    const viewed = new Map<StorageRef, number>();
+    for (const { tensor, request, storage } of this.pending) {
+      let last = request.storageOffset;
+      let empty = false;
+      for (let d = 0; d < request.size.length; d++) {
+        if (request.size[d] === 0) empty = true;
+        last += (request.size[d]! - 1) * request.stride[d]!;
+      }
+      const end = empty ? 0 : (last + 1) * DTYPE_BYTES[tensor.dtype];
+      viewed.set(storage, Math.max(viewed.get(storage) ?? 0, end));
+    }
+    return viewed;
+  }
+
   resolve(budget: CopyBudget, bigEndian: boolean): void {
     for (const { tensor, request, storage } of this.pending) {
       tensor.bytes = tensorBytes(storage, request, tensor.dtype, bigEndian, budget, this.fail);
@@ -222,15 +265,15 @@ function tensorBytes(
     count *= size[d]!;
     lastIndex += (size[d]! - 1) * stride[d]!;
   }
-  const shape = `[${size.join(', ')}]`;
+  const shape = `[${joinCapped(size)}]`;
   if (!Number.isSafeInteger(count * es) || !Number.isSafeInteger((lastIndex + 1) * es)) {
     fail(`tensor of shape ${shape} is too large`);
   }
   if (count === 0) return EMPTY_BYTES;
   if ((lastIndex + 1) * es > source.byteLength) {
     fail(
-      `storage "${storage.key}" holds ${source.byteLength} bytes, too short for a ${dtype} tensor of shape ${shape} ` +
-        `(stride [${stride.join(', ')}], offset ${storageOffset}) that needs ${(lastIndex + 1) * es}`,
+      `storage ${quoteValue(storage.key)} holds ${source.byteLength} bytes, too short for a ${dtype} tensor of shape ${shape} ` +
+        `(stride [${joinCapped(stride)}], offset ${storageOffset}) that needs ${(lastIndex + 1) * es}`,
     );
   }
 
@@ -329,7 +372,7 @@ function storageCache(fail: Fail) {
       }
       if (known.type.dtype !== type.dtype || known.numel !== numel) {
         fail(
-          `storage "${key}" is named twice with different types or sizes ` +
+          `storage ${quoteValue(key)} is named twice with different types or sizes ` +
             `(${known.type.qualifiedName} × ${known.numel}, ${type.qualifiedName} × ${numel})`,
         );
       }
@@ -338,8 +381,27 @@ function storageCache(fail: Fail) {
   };
 }
 
-function parseZipCheckpoint(bytes: Uint8Array, file: string, maxBytes: number, budget: CopyBudget, fail: Fail): unknown {
+interface ZipLimits {
+  maxBytes: number;
+  maxInflatedBytes: number;
+  limits: PickleLimits;
+}
+
+function parseZipCheckpoint(bytes: Uint8Array, file: string, zipLimits: ZipLimits, budget: CopyBudget, fail: Fail): unknown {
+  const { maxBytes, maxInflatedBytes, limits } = zipLimits;
   const archive = openZipArchive(bytes, file, { maxInflatedBytes: maxBytes });
+  let inflated = 0;
+  /** Counts a DEFLATED member against maxInflatedBytes before it is inflated. */
+  const inflating = (member: ZipMember): void => {
+    if (member.method === 0) return;
+    inflated += member.uncompressedSize;
+    if (inflated > maxInflatedBytes) {
+      fail(
+        `compressed zip members would inflate to more than ${maxInflatedBytes} bytes in all (at ${capText(member.name)}); ` +
+          'raise maxInflatedBytes to read a recompressed checkpoint you trust',
+      );
+    }
+  };
   const pickles = [...archive.members.keys()].filter((name) => name === 'data.pkl' || name.endsWith('/data.pkl'));
   if (pickles.length === 0) fail('zip archive has no data.pkl member, so it is not a torch.save checkpoint');
   if (pickles.length > 1) fail(`zip archive has ${pickles.length} data.pkl members (${pickles.join(', ')}); expected one`);
@@ -349,16 +411,29 @@ function parseZipCheckpoint(bytes: Uint8Array, file: string, maxBytes: number, b
   let bigEndian = false;
   const byteorder = archive.members.get(`${prefix}byteorder`);
   if (byteorder !== undefined) {
+    if (byteorder.uncompressedSize > BYTEORDER_MAX_BYTES) {
+      fail(`${capText(byteorder.name)} holds ${byteorder.uncompressedSize} bytes; it should say "little" or "big"`);
+    }
+    inflating(byteorder);
     const order = new TextDecoder().decode(archive.read(byteorder)).trim();
-    if (order !== 'little' && order !== 'big') fail(`${prefix}byteorder says ${JSON.stringify(order)}, not "little" or "big"`);
+    if (order !== 'little' && order !== 'big') fail(`${capText(prefix)}byteorder says ${quoteValue(order)}, not "little" or "big"`);
     bigEndian = order === 'big';
   }
 
   const storages = storageCache(fail);
   const tensors = new TensorCollector(fail);
-  const { value } = unpickle(archive.read(archive.members.get(pklName)!), {
+  const pklMember = archive.members.get(pklName)!;
+  if (pklMember.method !== 0 && pklMember.uncompressedSize > limits.pickleBytes) {
+    fail(
+      `${capText(pklName)} would inflate to ${pklMember.uncompressedSize} bytes, more than the pickle limit of ` +
+        `${limits.pickleBytes} (limits.pickleBytes)`,
+    );
+  }
+  inflating(pklMember);
+  const { value } = unpickle(archive.read(pklMember), {
     file,
     where: pklName,
+    limits,
     persistentLoad: (pid) => {
       const { type, key, numel } = parseStoragePid(pid, false, fail);
       return storages.root(key, type, numel);
@@ -366,14 +441,26 @@ function parseZipCheckpoint(bytes: Uint8Array, file: string, maxBytes: number, b
     rebuildTensor: tensors.rebuild,
   } satisfies UnpickleOptions);
 
+  let viewedBytes: Map<StorageRef, number> | undefined;
   for (const storage of storages.roots.values()) {
     const name = `${prefix}data/${storage.key}`;
     const member = archive.members.get(name);
-    if (member === undefined) fail(`storage "${storage.key}" is missing from the archive (no member ${name})`);
+    if (member === undefined) fail(`storage ${quoteValue(storage.key)} is missing from the archive (no member ${capText(name)})`);
+    if (member!.method !== 0) {
+      viewedBytes ??= tensors.bytesViewed();
+      const viewed = viewedBytes.get(storage) ?? 0;
+      if (member!.uncompressedSize > viewed + UNUSED_INFLATED_STORAGE_BYTES) {
+        fail(
+          `storage ${quoteValue(storage.key)} (${capText(name)}) would inflate to ${member!.uncompressedSize} bytes but its tensors ` +
+            `view only ${viewed}; a compressed storage is inflated only as far as its tensors use it`,
+        );
+      }
+      inflating(member!);
+    }
     const data = archive.read(member!);
     if (data.byteLength < storage.byteLength) {
       fail(
-        `storage "${storage.key}" (${name}) holds ${data.byteLength} bytes, less than its ${storage.numel} × ` +
+        `storage ${quoteValue(storage.key)} (${capText(name)}) holds ${data.byteLength} bytes, less than its ${storage.numel} × ` +
           `${storage.type.qualifiedName} elements (${storage.byteLength} bytes)`,
       );
     }
@@ -383,20 +470,20 @@ function parseZipCheckpoint(bytes: Uint8Array, file: string, maxBytes: number, b
   return value;
 }
 
-function parseLegacyCheckpoint(bytes: Uint8Array, file: string, budget: CopyBudget, fail: Fail): unknown {
+function parseLegacyCheckpoint(bytes: Uint8Array, file: string, limits: PickleLimits, budget: CopyBudget, fail: Fail): unknown {
   const notCheckpoint = (): never => fail('not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)');
   let magic: ReturnType<typeof unpickle>;
   try {
-    magic = unpickle(bytes, { file, where: 'magic number pickle' });
+    magic = unpickle(bytes, { file, where: 'magic number pickle', limits });
   } catch {
     return notCheckpoint();
   }
   if (magic.value !== LEGACY_MAGIC) notCheckpoint();
-  const protocol = unpickle(bytes, { file, where: 'protocol version pickle', start: magic.end });
+  const protocol = unpickle(bytes, { file, where: 'protocol version pickle', start: magic.end, limits });
   if (protocol.value !== LEGACY_PROTOCOL_VERSION) {
     fail(`unsupported legacy checkpoint protocol ${describePythonValue(protocol.value)} (expected ${LEGACY_PROTOCOL_VERSION})`);
   }
-  const sysInfo = unpickle(bytes, { file, where: 'sys_info pickle', start: protocol.end });
+  const sysInfo = unpickle(bytes, { file, where: 'sys_info pickle', start: protocol.end, limits });
   const littleEndian = sysInfo.value instanceof Map ? sysInfo.value.get('little_endian') : undefined;
   if (typeof littleEndian !== 'boolean') fail('legacy checkpoint sys_info does not say little_endian');
   // torch writes legacy storages little-endian whatever the machine; a big-endian writer predates that rule.
@@ -409,6 +496,7 @@ function parseLegacyCheckpoint(bytes: Uint8Array, file: string, budget: CopyBudg
     file,
     where: 'main pickle',
     start: sysInfo.end,
+    limits,
     persistentLoad: (pid) => {
       const { type, key, numel, view } = parseStoragePid(pid, true, fail);
       const root = storages.root(key, type, numel);
@@ -417,7 +505,7 @@ function parseLegacyCheckpoint(bytes: Uint8Array, file: string, budget: CopyBudg
       if (!Array.isArray(view) || view.length !== 3) fail(`storage view metadata ${describePythonValue(view)} is not (key, offset, size)`);
       const [viewKey, offset, size] = view as unknown[];
       if (typeof viewKey !== 'string' || !isCount(offset) || !isCount(size) || offset + size > numel) {
-        fail(`storage view ${describePythonValue(view)} does not fit in storage "${key}" of ${numel} elements`);
+        fail(`storage view ${describePythonValue(view)} does not fit in storage ${quoteValue(key)} of ${numel} elements`);
       }
       let ref = views.get(viewKey as string);
       if (ref === undefined) {
@@ -428,7 +516,7 @@ function parseLegacyCheckpoint(bytes: Uint8Array, file: string, budget: CopyBudg
     },
     rebuildTensor: tensors.rebuild,
   });
-  const keyList = unpickle(bytes, { file, where: 'storage key list pickle', start: main.end });
+  const keyList = unpickle(bytes, { file, where: 'storage key list pickle', start: main.end, limits });
   if (!Array.isArray(keyList.value)) fail('legacy checkpoint storage key list is not a list');
 
   let at = keyList.end;
@@ -437,23 +525,23 @@ function parseLegacyCheckpoint(bytes: Uint8Array, file: string, budget: CopyBudg
     const storage = typeof key === 'string' ? storages.roots.get(key) : undefined;
     if (storage === undefined) fail(`storage key ${describePythonValue(key)} is listed but no tensor uses it`);
     const s = storage!;
-    if (at + 8 > bytes.byteLength) fail(`truncated legacy checkpoint (no element count for storage "${s.key}" at offset ${at})`);
+    if (at + 8 > bytes.byteLength) fail(`truncated legacy checkpoint (no element count for storage ${quoteValue(s.key)} at offset ${at})`);
     const count = view.getBigInt64(at, true);
     if (count !== BigInt(s.numel)) {
-      fail(`storage "${s.key}" records ${count} elements where its persistent id says ${s.numel}`);
+      fail(`storage ${quoteValue(s.key)} records ${count} elements where its persistent id says ${s.numel}`);
     }
     const start = at + 8;
     if (start + s.byteLength > bytes.byteLength) {
       fail(
-        `truncated legacy checkpoint (storage "${s.key}" needs bytes ${start}..${start + s.byteLength} of a ${bytes.byteLength}-byte file)`,
+        `truncated legacy checkpoint (storage ${quoteValue(s.key)} needs bytes ${start}..${start + s.byteLength} of a ${bytes.byteLength}-byte file)`,
       );
     }
-    if (s.bytes !== undefined) fail(`storage "${s.key}" is listed twice`);
+    if (s.bytes !== undefined) fail(`storage ${quoteValue(s.key)} is listed twice`);
     s.bytes = bytes.subarray(start, start + s.byteLength);
     at = start + s.byteLength;
   }
   for (const s of storages.roots.values()) {
-    if (s.bytes === undefined) fail(`storage "${s.key}" is missing from the legacy checkpoint's data section`);
+    if (s.bytes === undefined) fail(`storage ${quoteValue(s.key)} is missing from the legacy checkpoint's data section`);
   }
   for (const v of views.values()) {
     const es = DTYPE_BYTES[v.type.dtype];

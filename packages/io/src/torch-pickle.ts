@@ -9,7 +9,7 @@
  * bool → boolean, argparse.Namespace → a plain object of its attributes.
  */
 
-import { ModelFormatError } from './errors';
+import { ModelFormatError, UsageError, quoteValue } from './errors';
 import type { DType } from './tensor';
 
 /** A Python global the allow-list knows: a class or function that our own reconstructors stand in for. */
@@ -68,7 +68,10 @@ export interface UnpickleOptions {
   persistentLoad?: (pid: unknown) => unknown;
   /** Builds a tensor for `_rebuild_tensor_v2/v3`; without it a tensor is an error. Must return an object. */
   rebuildTensor?: (request: TensorRebuildRequest) => object;
-  /** Lower limits than PICKLE_LIMITS (never higher). */
+  /**
+   * Limits in place of PICKLE_LIMITS, field by field: lower ones, or higher ones for a file you trust that needs
+   * more (its size is then the caller's concern).
+   */
   limits?: Partial<PickleLimits>;
 }
 
@@ -78,16 +81,44 @@ export interface UnpickleResult {
   end: number;
 }
 
+/**
+ * What one pickle may make the unpickler do. A pickle is a program: a few bytes of opcodes can ask for millions of
+ * objects (`]` then `}a` repeated builds a list of empty dicts; a DEFLATED data.pkl of 400 KB holds 200 M
+ * APPENDs), so work and memory are bounded by these counts, not only by the file's size.
+ */
 export interface PickleLimits {
   /** Items on the stack, counting those under every MARK. */
   stackItems: number;
   memoEntries: number;
   /** MARKs open at once. */
   markDepth: number;
+  /** Lists, dicts, sets, tuples and reconstructed objects (tensors, OrderedDicts, …) built, in all. */
+  containers: number;
+  /** Items put into lists, dicts, sets and tuples, in all. */
+  containerItems: number;
+  /** Bytes of one binary int (LONG1/LONG4). Python writes ints under 2^2040 with LONG1 (at most 255 bytes). */
+  intBytes: number;
+  /** Digits of one decimal int (INT/LONG of protocol 0); 4300 is Python's own default (`sys.int_info`). */
+  intDigits: number;
+  /** Bytes of one pickle, checked before a compressed `data.pkl` is inflated and as the pickle is read. */
+  pickleBytes: number;
 }
 
-/** Far above anything torch.save writes, far below memory trouble: a DUP bomb stops at a few tens of MB. */
-export const PICKLE_LIMITS: Readonly<PickleLimits> = Object.freeze({ stackItems: 1 << 22, memoEntries: 1 << 22, markDepth: 1 << 16 });
+/**
+ * Far above anything torch.save writes (a large checkpoint's data.pkl holds some 10^5 objects in well under 10 MB),
+ * far below memory trouble: at these limits a hostile pickle stops after some 100 MB and well under a second.
+ * Raise them for one file with `limits` (parseTorchCheckpoint / readTorchCheckpoint option).
+ */
+export const PICKLE_LIMITS: Readonly<PickleLimits> = Object.freeze({
+  stackItems: 1 << 20,
+  memoEntries: 1 << 20,
+  markDepth: 1 << 16,
+  containers: 1 << 18,
+  containerItems: 1 << 21,
+  intBytes: 1024,
+  intDigits: 4300,
+  pickleBytes: 16 * 1024 * 1024,
+});
 
 type Reconstructor = (args: readonly unknown[], ctx: CallContext) => unknown;
 
@@ -270,7 +301,7 @@ const codecsEncode: Reconstructor = (args, ctx) => {
     return out;
   }
   if (enc === 'utf-8' || enc === 'utf8') return new TextEncoder().encode(s);
-  return ctx.fail(`_codecs.encode: unsupported encoding ${JSON.stringify(encoding)}`);
+  return ctx.fail(`_codecs.encode: unsupported encoding ${quoteValue(encoding)}`);
 };
 
 const makeSet: Reconstructor = (args, ctx) => {
@@ -325,8 +356,8 @@ function resolveGlobal(module: string, name: string, fail: (problem: string) => 
   const qualified = `${module}.${name}`;
   const known = ALLOWED_GLOBALS.get(qualified);
   if (known !== undefined) return known;
-  if (/^torch(\.cuda)?\.\w+Storage$/.test(qualified)) fail(`unsupported storage type ${JSON.stringify(qualified)}`);
-  return fail(`refusing to load global ${JSON.stringify(qualified)} (not a tensor or container type)`);
+  if (/^torch(\.cuda)?\.\w+Storage$/.test(qualified)) fail(`unsupported storage type ${quoteValue(qualified)}`);
+  return fail(`refusing to load global ${quoteValue(qualified)} (not a tensor or container type)`);
 }
 
 /** A short one-line Python-like rendering of a value, for error messages. */
@@ -334,7 +365,7 @@ export function describePythonValue(value: unknown, depth = 0): string {
   if (value === null) return 'None';
   if (value === true) return 'True';
   if (value === false) return 'False';
-  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'number' || typeof value === 'bigint') return quoteValue(value);
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (value instanceof PickleGlobal) return value.qualifiedName;
   if (isBytes(value)) return `bytes[${value.byteLength}]`;
@@ -451,11 +482,10 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
   const metastack: unknown[][] = [];
   let stackItems = 0; // items held in `stack` and every list of `metastack`
   const memo = new Map<number, unknown>();
-  const limits: PickleLimits = {
-    stackItems: Math.min(PICKLE_LIMITS.stackItems, options.limits?.stackItems ?? Infinity),
-    memoEntries: Math.min(PICKLE_LIMITS.memoEntries, options.limits?.memoEntries ?? Infinity),
-    markDepth: Math.min(PICKLE_LIMITS.markDepth, options.limits?.markDepth ?? Infinity),
-  };
+  const limits = pickleLimits(options.limits);
+  const begin = pos;
+  let containers = 0;
+  let containerItems = 0;
   const ctx: CallContext = {
     fail: (problem) => fail(`${problem} (${OPCODE_NAMES[opcode] ?? 'opcode'} at offset ${opStart} of ${where})`),
     options,
@@ -524,6 +554,17 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
     if (++stackItems > limits.stackItems) ctx.fail(`pickle stack exceeds ${limits.stackItems} items`);
     stack.push(v);
   };
+  /** Counts a container (or reconstructed object) of `items` items against the limits. */
+  const built = (items: number): void => {
+    if (++containers > limits.containers) ctx.fail(`pickle builds more than ${limits.containers} objects (limits.containers)`);
+    countItems(items);
+  };
+  const countItems = (items: number): void => {
+    containerItems += items;
+    if (containerItems > limits.containerItems) {
+      ctx.fail(`pickle puts more than ${limits.containerItems} items into lists, dicts, sets and tuples (limits.containerItems)`);
+    }
+  };
   const pop = (): unknown => {
     if (stack.length === 0) malformed('stack underflow');
     stackItems--;
@@ -551,27 +592,49 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
     if (!memo.has(index)) malformed(`memo entry ${index} is not defined`);
     return memo.get(index);
   };
-  const tuple = (items: unknown[]): unknown[] => Object.freeze(items) as unknown[];
+  const tuple = (items: unknown[]): unknown[] => {
+    built(items.length);
+    return Object.freeze(items) as unknown[];
+  };
+  const list = (items: unknown[]): unknown[] => {
+    built(items.length);
+    return items;
+  };
+  const binaryInt = (length: number, what: string): bigint => {
+    if (length > limits.intBytes)
+      ctx.fail(`${what} int of ${length} bytes is longer than the limit of ${limits.intBytes} (limits.intBytes)`);
+    return twosComplement(take(length));
+  };
+  const decimalInt = (text: string): bigint => {
+    const digits = text.replace(/^[+-]/, '').length;
+    if (digits > limits.intDigits)
+      ctx.fail(`decimal int of ${digits} digits is longer than the limit of ${limits.intDigits} (limits.intDigits)`);
+    return parseDecimal(text, malformed);
+  };
   const int = (v: bigint): number | bigint => (v >= -MAX_SAFE && v <= MAX_SAFE ? Number(v) : v);
   const decimalLine = (what: string): number => {
     const line = readLine();
-    if (!/^\d+$/.test(line)) malformed(`${what} index ${JSON.stringify(line)} is not a number`);
+    if (!/^\d+$/.test(line)) malformed(`${what} index ${quoteValue(line)} is not a number`);
     return Number(line);
   };
   const appendTo = (target: unknown, items: unknown[]): void => {
     if (!isArray(target) || Object.isFrozen(target)) malformed(`cannot append to ${describePythonValue(target)}`);
+    countItems(items.length);
     for (const item of items) (target as unknown[]).push(item);
   };
   const setItems = (target: unknown, items: unknown[]): void => {
     if (!isMap(target)) malformed(`cannot set items on ${describePythonValue(target)}`);
     if (items.length % 2 !== 0) malformed('odd number of items for SETITEMS');
+    countItems(items.length / 2);
     for (let i = 0; i < items.length; i += 2) (target as Map<unknown, unknown>).set(items[i], items[i + 1]);
   };
   const callGlobal = (callee: unknown, args: unknown, how: 'reduce' | 'newobj'): unknown => {
     if (!isArray(args)) malformed(`arguments ${describePythonValue(args)} are not a tuple`);
     const fn = callee instanceof CallableGlobal ? (how === 'reduce' ? callee.reduce : callee.newobj) : undefined;
     if (fn === undefined) ctx.fail(`cannot call ${describePythonValue(callee)}`);
-    return fn!(args as unknown[], ctx);
+    const made = fn!(args as unknown[], ctx);
+    built(made instanceof Map || made instanceof Set ? made.size : 0);
+    return made;
   };
   const build = (inst: unknown, state: unknown): void => {
     if (isMap(inst)) return; // OrderedDict state (e.g. a state dict's `_metadata`) is not needed
@@ -592,6 +655,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
     for (;;) {
       opStart = pos;
       if (pos >= end) return fail(`truncated pickle: ${where} ends at offset ${end} without a STOP opcode`);
+      if (pos - begin > limits.pickleBytes) ctx.fail(`pickle is longer than the limit of ${limits.pickleBytes} bytes (limits.pickleBytes)`);
       opcode = bytes[pos++]!;
       switch (opcode) {
         case 0x80: {
@@ -684,10 +748,10 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
           break;
         }
         case 0x5d: // EMPTY_LIST
-          push([]);
+          push(list([]));
           break;
         case 0x6c: // LIST
-          push(popMark());
+          push(list(popMark()));
           break;
         case 0x61: {
           // APPEND
@@ -702,11 +766,13 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
           break;
         }
         case 0x7d: // EMPTY_DICT
+          built(0);
           push(new Map());
           break;
         case 0x64: {
           // DICT
           const items = popMark();
+          built(0);
           const map = new Map<unknown, unknown>();
           setItems(map, items);
           push(map);
@@ -726,6 +792,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
           break;
         }
         case 0x8f: // EMPTY_SET
+          built(0);
           push(new Set());
           break;
         case 0x90: {
@@ -733,12 +800,17 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
           const items = popMark();
           const target = top();
           if (!(target instanceof Set)) malformed(`cannot add items to ${describePythonValue(target)}`);
+          countItems(items.length);
           for (const item of items) (target as Set<unknown>).add(item);
           break;
         }
-        case 0x91: // FROZENSET
-          push(new Set(popMark()));
+        case 0x91: {
+          // FROZENSET
+          const items = popMark();
+          built(items.length);
+          push(new Set(items));
           break;
+        }
 
         case 0x4e: // NONE
           push(null);
@@ -763,18 +835,22 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
           const line = readLine().trim();
           if (line === '01') push(true);
           else if (line === '00') push(false);
-          else push(int(parseDecimal(line, malformed)));
+          else push(int(decimalInt(line)));
           break;
         }
         case 0x4c: // LONG (protocol 0)
-          push(int(parseDecimal(readLine().trim().replace(/L$/, ''), malformed)));
+          push(int(decimalInt(readLine().trim().replace(/L$/, ''))));
           break;
         case 0x8a: // LONG1
-          push(int(twosComplement(take(readU8()))));
+          push(int(binaryInt(readU8(), 'LONG1')));
           break;
-        case 0x8b: // LONG4
-          push(int(twosComplement(take(readI32()))));
+        case 0x8b: {
+          // LONG4
+          const length = readI32();
+          if (length < 0) malformed(`negative length ${length}`);
+          push(int(binaryInt(length, 'LONG4')));
           break;
+        }
         case 0x47: // BINFLOAT (big-endian)
           need(8);
           push(view.getFloat64(pos, false));
@@ -874,6 +950,20 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** PICKLE_LIMITS with `overrides` (each field raised or lowered); refuses a limit that is not a positive integer. */
+export function pickleLimits(overrides: Partial<PickleLimits> = {}): PickleLimits {
+  const limits = { ...PICKLE_LIMITS };
+  for (const [key, value] of Object.entries(overrides) as Array<[keyof PickleLimits, number | undefined]>) {
+    if (value === undefined) continue;
+    if (!(key in PICKLE_LIMITS))
+      throw new UsageError(`unknown pickle limit ${quoteValue(key)} (known: ${Object.keys(PICKLE_LIMITS).join(', ')})`);
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new UsageError(`pickle limit ${key} must be a positive integer, got ${quoteValue(value)}`);
+    limits[key] = value;
+  }
+  return limits;
+}
+
 /** Little-endian two's complement, as LONG1/LONG4 store a Python int. */
 function twosComplement(b: Uint8Array): bigint {
   if (b.byteLength === 0) return 0n;
@@ -885,7 +975,7 @@ function twosComplement(b: Uint8Array): bigint {
 }
 
 function parseDecimal(text: string, malformed: (p: string) => never): bigint {
-  if (!/^[+-]?\d+$/.test(text)) malformed(`integer ${JSON.stringify(text)} is not a number`);
+  if (!/^[+-]?\d+$/.test(text)) malformed(`integer ${quoteValue(text)} is not a number`);
   return BigInt(text);
 }
 
@@ -894,7 +984,7 @@ function parsePythonFloat(text: string, malformed: (p: string) => never): number
   if (lower === 'inf' || lower === '+inf') return Infinity;
   if (lower === '-inf') return -Infinity;
   if (lower === 'nan' || lower === '-nan' || lower === '+nan') return NaN;
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text)) malformed(`float ${JSON.stringify(text)} is not a number`);
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text)) malformed(`float ${quoteValue(text)} is not a number`);
   return Number(text);
 }
 

@@ -9,6 +9,7 @@ import { InputError, ModelFormatError } from './errors';
 import { parseSafetensors } from './safetensors';
 import type { TensorMap } from './tensor';
 import { parseTorchCheckpoint, stateDictFromCheckpoint } from './torch-checkpoint';
+import type { ReadTorchCheckpointOptions } from './torch-checkpoint';
 
 export type WeightsFormat = 'pytorch' | 'safetensors' | 'onnx';
 
@@ -32,7 +33,7 @@ export interface LoadedWeights {
   metadata: Record<string, string>;
 }
 
-export interface ParseWeightsOptions {
+export interface ParseWeightsOptions extends Pick<ReadTorchCheckpointOptions, 'maxInflatedBytes' | 'limits'> {
   /** Take the state dict stored under this top-level key of a PyTorch checkpoint (e.g. `g_ema`). */
   key?: string;
 }
@@ -51,7 +52,7 @@ export function parseWeights(bytes: Uint8Array, name = '<bytes>', options: Parse
     return { kind, file: name, tensors, metadata };
   }
   if (kind === 'pytorch') {
-    const checkpoint = parseTorchCheckpoint(bytes, name);
+    const checkpoint = parseTorchCheckpoint(bytes, name, { maxInflatedBytes: options.maxInflatedBytes, limits: options.limits });
     return { kind, file: name, tensors: stateDictFromCheckpoint(checkpoint, name, { key: options.key }), metadata: {} };
   }
   if (kind === 'onnx') throw new ModelFormatError('is an ONNX model, not a weights file (load it as a model instead)', { file: name });

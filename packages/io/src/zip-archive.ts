@@ -5,15 +5,15 @@
  *
  * Hand-written rather than yauzl because yauzl hands member data out only as streams: every tensor would be
  * re-assembled into a fresh buffer, doubling the memory of a checkpoint, and the central directory is a few
- * fixed-layout records. DEFLATED members are inflated with fflate (browser-safe) into a buffer of their declared
- * size, fed a slice at a time so that a stream inflating past that size stops at once (a zip bomb costs neither
- * memory nor time beyond the declared size).
+ * fixed-layout records. DEFLATED members are inflated with fflate (browser-safe), fed a slice at a time into a
+ * buffer of at most their declared size, so that a stream inflating past that size stops at once (a zip bomb costs
+ * neither memory nor time beyond the declared size); what to inflate at all is the caller's decision.
  */
 
 import { Inflate } from 'fflate';
 
-import { crc32 } from './crc32';
-import { ModelFormatError } from './errors';
+import { memberCrc32 } from './crc32';
+import { ModelFormatError, capText, quoteValue } from './errors';
 
 export interface ZipMember {
   readonly name: string;
@@ -133,8 +133,8 @@ export function openZipArchive(bytes: Uint8Array, file: string, options: ZipOpen
         if (id === ZIP64_EXTRA_ID) {
           let p = e + 4;
           const take = (what: string): number => {
-            if (p + 8 > e + 4 + length) fail(`corrupt zip archive (member "${name}": Zip64 field ${what} missing)`);
-            const v = u64(p, `member "${name}" ${what}`);
+            if (p + 8 > e + 4 + length) fail(`corrupt zip archive (member ${quoteValue(name)}: Zip64 field ${what} missing)`);
+            const v = u64(p, `member ${quoteValue(name)} ${what}`);
             p += 8;
             return v;
           };
@@ -146,54 +146,58 @@ export function openZipArchive(bytes: Uint8Array, file: string, options: ZipOpen
         }
         e += 4 + length;
       }
-      if (!found) fail(`corrupt zip archive (member "${name}" lacks its Zip64 extra field)`);
+      if (!found) fail(`corrupt zip archive (member ${quoteValue(name)} lacks its Zip64 extra field)`);
     }
-    if (members.has(name)) fail(`corrupt zip archive (member "${name}" appears twice)`);
+    if (members.has(name)) fail(`corrupt zip archive (member ${quoteValue(name)} appears twice)`);
     members.set(name, Object.freeze({ name, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset }));
     at = next;
   }
 
   const read = (member: ZipMember): Uint8Array => {
     const { name } = member;
-    if (member.flags & FLAG_ENCRYPTED) fail(`zip member "${name}" is encrypted`);
+    if (member.flags & FLAG_ENCRYPTED) fail(`zip member ${quoteValue(name)} is encrypted`);
     const header = member.localHeaderOffset;
-    if (header + 30 > size) fail(`truncated zip archive (member "${name}" starts past the end of the file)`);
-    if (u32(header) !== SIG_LOCAL) fail(`corrupt zip archive (member "${name}" has no local header)`);
+    if (header + 30 > size) fail(`truncated zip archive (member ${quoteValue(name)} starts past the end of the file)`);
+    if (u32(header) !== SIG_LOCAL) fail(`corrupt zip archive (member ${quoteValue(name)} has no local header)`);
     // The local header's own name/extra lengths count: PyTorch pads the local extra field to align data.
     const dataStart = header + 30 + u16(header + 26) + u16(header + 28);
     const dataEnd = dataStart + member.compressedSize;
     if (dataEnd > size) {
-      fail(`truncated zip archive (member "${name}" ends at byte ${dataEnd} of a ${size}-byte file)`);
+      fail(`truncated zip archive (member ${quoteValue(name)} ends at byte ${dataEnd} of a ${size}-byte file)`);
     }
     const raw = bytes.subarray(dataStart, dataEnd);
     let data: Uint8Array;
     if (member.method === METHOD_STORED) {
       if (member.compressedSize !== member.uncompressedSize) {
-        fail(`corrupt zip archive (stored member "${name}" has different compressed and uncompressed sizes)`);
+        fail(`corrupt zip archive (stored member ${quoteValue(name)} has different compressed and uncompressed sizes)`);
       }
       data = raw;
     } else if (member.method === METHOD_DEFLATED) {
       if (member.uncompressedSize > maxInflatedBytes) {
-        fail(`zip member "${name}" inflates to ${member.uncompressedSize} bytes, more than the limit of ${maxInflatedBytes}`);
+        fail(`zip member ${quoteValue(name)} inflates to ${member.uncompressedSize} bytes, more than the limit of ${maxInflatedBytes}`);
       }
       const inflated = inflateBounded(raw, member.uncompressedSize);
-      if (typeof inflated === 'string') return fail(`corrupt zip archive (member "${name}" does not inflate: ${inflated})`);
+      if (typeof inflated === 'string')
+        return fail(`corrupt zip archive (member ${quoteValue(name)} does not inflate: ${capText(inflated)})`);
       if (inflated.byteLength !== member.uncompressedSize) {
         const got = inflated.byteLength > member.uncompressedSize ? 'more than its declared' : `${inflated.byteLength} bytes, expected`;
-        fail(`corrupt zip archive (member "${name}" inflates to ${got} ${member.uncompressedSize})`);
+        fail(`corrupt zip archive (member ${quoteValue(name)} inflates to ${got} ${member.uncompressedSize})`);
       }
       data = inflated;
     } else {
-      return fail(`zip member "${name}" uses unsupported compression method ${member.method}`);
+      return fail(`zip member ${quoteValue(name)} uses unsupported compression method ${member.method}`);
     }
-    if (verifyCrc && crc32(data) !== member.crc32) {
-      fail(`corrupt zip archive (member "${name}" fails its CRC-32 check)`);
+    if (verifyCrc && memberCrc32(data) !== member.crc32) {
+      fail(`corrupt zip archive (member ${quoteValue(name)} fails its CRC-32 check)`);
     }
     return data;
   };
 
   return Object.freeze({ members, read });
 }
+
+/** The most DEFLATE can expand: 258 bytes from a 2-bit length code and a 1-bit distance code, about 1032:1. */
+const MAX_DEFLATE_RATIO = 1032;
 
 /** Compressed bytes handed to the inflater at a time: bounds what one step can produce to ~1032× this (~16 MiB). */
 const INFLATE_STEP_BYTES = 16 * 1024;
@@ -203,10 +207,18 @@ const INFLATE_STEP_BYTES = 16 * 1024;
  * stream holds more, and the inflating stops there), or the decoder's complaint for a corrupt stream.
  */
 function inflateBounded(raw: Uint8Array, expected: number): Uint8Array | string {
-  const out = new Uint8Array(expected + 1);
+  // DEFLATE expands at most 1032:1, so a header declaring more than that is not believed for the first allocation;
+  // the buffer grows (up to the declared size) only if the data really comes.
+  const limit = expected + 1;
+  let out = new Uint8Array(Math.min(limit, MAX_DEFLATE_RATIO * raw.byteLength + 1));
   let filled = 0;
   let overflow = false;
   const inflater = new Inflate((chunk) => {
+    if (filled + chunk.byteLength > out.byteLength && out.byteLength < limit) {
+      const grown = new Uint8Array(Math.min(limit, Math.max(2 * out.byteLength, filled + chunk.byteLength)));
+      grown.set(out.subarray(0, filled));
+      out = grown;
+    }
     const room = out.byteLength - filled;
     out.set(chunk.byteLength <= room ? chunk : chunk.subarray(0, room), filled);
     filled += Math.min(chunk.byteLength, room);

@@ -35,6 +35,8 @@ export {
 export type { SyntheticDataset, SyntheticDatasetOptions, SyntheticPair, SyntheticScene } from './synthetic-domains';
 export { guardAgainstSideEffects } from './side-effect-guard';
 export { contractRejection } from './contract-rejection';
+export { concatBytes, deflateMember, repeatedDeflate, torchZip } from './torch-zip';
+export type { DeflatedMember, TorchZipMember } from './torch-zip';
 export { browserImportViolations, describeImportViolation, nodeOnlyReason, walkImportGraph } from './import-graph';
 export type { ExternalImport, ImportGraph, ImportGraphOptions, ImportViolation } from './import-graph';
 export type { TempDir } from './temp-dir';

@@ -12,6 +12,8 @@
  */
 import { z } from 'zod';
 
+import { capText, quoteValue } from '../errors';
+
 /** Every format this version of Scenimefy.js knows, in the order error messages list them. */
 export const KNOWN_FORMATS = Object.freeze(['scenimefy-checkpoint', 'scenimefy-dataset', 'scenimefy-run'] as const);
 export type ContractFormat = (typeof KNOWN_FORMATS)[number];
@@ -139,8 +141,8 @@ export function formatIssuePath(issuePath: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const key of issuePath) {
     if (typeof key === 'number') out += `[${key}]`;
-    else if (typeof key === 'string' && /^[A-Za-z_$][\w$]*$/.test(key)) out += out === '' ? key : `.${key}`;
-    else out += `[${JSON.stringify(String(key))}]`;
+    else if (typeof key === 'string' && /^[A-Za-z_$][\w$]*$/.test(key)) out += out === '' ? capText(key) : `.${capText(key)}`;
+    else out += `[${quoteValue(String(key))}]`;
   }
   return out;
 }
@@ -156,7 +158,7 @@ export function duplicateIssues(
   values.forEach((value, i) => {
     const first = firstIndex.get(value);
     if (first === undefined) firstIndex.set(value, i);
-    else issues.push({ path: pathOf(i), message: `${JSON.stringify(value)} is listed twice (first at ${describeFirst(first)})` });
+    else issues.push({ path: pathOf(i), message: `${quoteValue(value)} is listed twice (first at ${describeFirst(first)})` });
   });
   return issues;
 }

@@ -2,10 +2,9 @@
  * Reading and writing contract artifacts on disk (Node). Reading checks the text with `parseContract`; writing
  * validates first, so nothing touches the disk for an invalid value, then writes atomically.
  */
-import { promises as fsp } from 'node:fs';
-
 import { writeFileAtomic } from '../atomic-file';
 import { InputError } from '../errors';
+import { openRegularFile } from '../regular-file';
 import { type CheckpointManifest, checkpointContract } from './checkpoint-manifest';
 import type { ArtifactHeader, Contract } from './common';
 import { type DatasetManifest, datasetContract } from './dataset-manifest';
@@ -16,8 +15,14 @@ import { type RunManifest, runContract } from './run-manifest';
 export async function readContract<T extends ArtifactHeader>(file: string, contract: Contract<T>): Promise<T> {
   let text: string;
   try {
-    text = await fsp.readFile(file, 'utf8');
+    const handle = await openRegularFile(file, contract.title.toLowerCase());
+    try {
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
+    if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
     throw new InputError(`cannot read ${contract.title.toLowerCase()} (${code})`, { file, cause: error });
   }

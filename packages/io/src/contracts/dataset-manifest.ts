@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 
+import { quoteValue } from '../errors';
+
 import {
   byteSizeSchema,
   duplicateIssues,
@@ -130,8 +132,9 @@ function datasetCrossFieldIssues(m: DatasetManifest): ContractIssue[] {
     for (const side of ['a', 'b'] as const) {
       const member = pair[side];
       const earlier = pairOf.get(member);
-      if (!listed.has(member)) issues.push({ path: ['pairs', i, side], message: `"${member}" is not a listed file` });
-      else if (earlier !== undefined) issues.push({ path: ['pairs', i, side], message: `"${member}" is already in pairs[${earlier}]` });
+      if (!listed.has(member)) issues.push({ path: ['pairs', i, side], message: `${quoteValue(member)} is not a listed file` });
+      else if (earlier !== undefined)
+        issues.push({ path: ['pairs', i, side], message: `${quoteValue(member)} is already in pairs[${earlier}]` });
       else pairOf.set(member, i);
     }
     if (pair.a === pair.b) issues.push({ path: ['pairs', i, 'b'], message: 'a pair needs two different files' });

@@ -7,7 +7,7 @@
 import * as jsonc from 'jsonc-parser';
 import type { z } from 'zod';
 
-import { ContractError } from '../errors';
+import { ContractError, quoteValue } from '../errors';
 import { KNOWN_FORMATS, formatIssuePath } from './common';
 import type { ArtifactHeader, Contract, ContractIssue } from './common';
 
@@ -101,19 +101,19 @@ function checkHeader<T extends ArtifactHeader>(json: Record<string, unknown>, fi
     throw new ContractError(`missing; expected "${contract.format}" (${known})`, { file, field: 'format' });
   }
   if (typeof format !== 'string' || !(KNOWN_FORMATS as readonly string[]).includes(format)) {
-    throw new ContractError(`unknown format ${JSON.stringify(format)}; expected "${contract.format}" (${known})`, {
+    throw new ContractError(`unknown format ${quoteValue(format)}; expected "${contract.format}" (${known})`, {
       file,
       field: 'format',
     });
   }
   if (format !== contract.format) {
-    throw new ContractError(`this is a "${format}" file, expected "${contract.format}"`, { file, field: 'format' });
+    throw new ContractError(`this is a ${quoteValue(format)} file, expected "${contract.format}"`, { file, field: 'format' });
   }
   if (formatVersion === undefined) {
     throw new ContractError(`missing; this version reads ${reads}`, { file, field: 'formatVersion' });
   }
   if (typeof formatVersion !== 'number' || !Number.isInteger(formatVersion) || formatVersion < 1) {
-    throw new ContractError(`expected a positive integer, got ${JSON.stringify(formatVersion)}`, { file, field: 'formatVersion' });
+    throw new ContractError(`expected a positive integer, got ${quoteValue(formatVersion)}`, { file, field: 'formatVersion' });
   }
   if (formatVersion > contract.formatVersion) {
     throw new ContractError(`written by a newer Scenimefy.js (formatVersion ${formatVersion}); this version reads ${reads}`, {
