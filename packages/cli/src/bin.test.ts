@@ -1,7 +1,7 @@
 /**
  * The installed command as a user runs it: `node bin.js …` over the built package (npm test builds first).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
@@ -49,6 +49,42 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}) {
         // 640×427: 427/4 = 106.75 → 107 → 428 (SPEC §8).
         expect(events.find((e) => e.event === 'translated')).toMatchObject({ width: 640, height: 428 });
         expect(await fsp.readdir(out)).toEqual(['rocket.png']);
+      } finally {
+        await tmp.cleanup();
+      }
+    });
+
+    it('ends quietly with status 141 when its reader closes after one line, like `--json | head -1` (issue 12 #11)', async () => {
+      const tmp = await makeTempDir('bin-epipe');
+      try {
+        const photos = path.join(tmp.dir, 'photos');
+        await fsp.mkdir(photos);
+        for (let i = 0; i < 6; i++) await fsp.copyFile(photo, path.join(photos, `p${i}.jpg`));
+        const out = path.join(tmp.dir, 'out');
+        const child = spawn(
+          process.execPath,
+          [bin, 'translate', photos, '-o', out, '-m', referenceFixturePath('i2i/netG-ngf16.pth'), '--json'],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        let firstLine = '';
+        // The reader: takes the first line, then closes its end of the pipe.
+        child.stdout.on('data', (d: Buffer) => {
+          if (firstLine !== '') return;
+          firstLine = d.toString().split('\n')[0]!;
+          child.stdout.destroy();
+        });
+        const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+        expect(JSON.parse(firstLine)).toMatchObject({ event: 'model' });
+        expect(stderr).toBe(''); // no "Error: write EPIPE", no stack trace
+        expect(status).toBe(141);
+        // It stopped early; whatever it wrote is whole (nothing half-written, no temp files).
+        const written = await fsp.readdir(out);
+        expect(written.length).toBeLessThan(6);
+        for (const f of written) expect(f).toMatch(/^p\d\.png$/);
       } finally {
         await tmp.cleanup();
       }

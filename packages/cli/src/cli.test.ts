@@ -1,7 +1,15 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
-import { readSafetensors, readTorchStateDict } from '@scenimefy/io';
+import {
+  readSafetensors,
+  readTorchStateDict,
+  sha256File,
+  writeCheckpointManifest,
+  writeRunManifest,
+  writeSafetensors,
+  type TensorMap,
+} from '@scenimefy/io';
 import { describeIfFixture, makeTempDir, referenceFixturePath, type TempDir } from '@scenimefy/test-utils';
 
 import { runCli } from './cli-harness';
@@ -83,6 +91,61 @@ describe('scenimefy inspect / convert', () => {
       expect(again.code).toBe(1);
       expect(again.stderr).toBe(`scenimefy: ${out}: already exists (pass --force to overwrite)\n`);
       expect((await fsp.readdir(tmp.dir)).sort()).toEqual(['g.safetensors']);
+    });
+  });
+
+  describeIfFixture('i2i/netG-ngf16.pth', 'on a training run folder (issue 12 #14)', () => {
+    /** A scenimefy-checkpoint v1 folder holding only a generator, as a training run writes one per save. */
+    async function writeGeneratorCheckpoint(dir: string, generator: TensorMap): Promise<void> {
+      await fsp.mkdir(dir, { recursive: true });
+      const weights = path.join(dir, 'weights.safetensors');
+      await writeSafetensors(weights, new Map([...generator].map(([k, t]) => [`netG.${k}`, t])));
+      await writeCheckpointManifest(path.join(dir, 'checkpoint.json'), {
+        format: 'scenimefy-checkpoint',
+        formatVersion: 1,
+        generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
+        createdAt: new Date().toISOString(),
+        networks: {
+          netG: { architecture: 'resnet_9blocks', ngf: 16, inputNc: 3, outputNc: 3, antialias: true, antialiasUp: true, norm: 'instance' },
+        },
+        tensorNaming: 'network-prefixed-state-dict',
+        weights: { file: 'weights.safetensors', sha256: await sha256File(weights), size: (await fsp.stat(weights)).size },
+      });
+    }
+
+    it('inspects the newest complete checkpoint, as translate and export take the run', async () => {
+      const generator = await readTorchStateDict(referenceFixturePath('i2i/netG-ngf16.pth'));
+      const run = path.join(tmp.dir, 'run');
+      await fsp.mkdir(run);
+      await writeRunManifest(path.join(run, 'run.json'), {
+        format: 'scenimefy-run',
+        formatVersion: 1,
+        generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
+        createdAt: new Date().toISOString(),
+        status: 'running',
+        options: { nEpochs: 1 },
+        nonDefaults: ['nEpochs'],
+        checkpoints: [],
+        events: 'events.ndjson',
+      });
+      const empty = await runCli(['inspect', run]);
+      expect(empty.code).toBe(1);
+      expect(empty.stderr).toBe(`scenimefy: ${run}: training run has no complete checkpoint yet (checkpoints/iter-*)\n`);
+
+      const checkpoint = (i: number) => path.join(run, 'checkpoints', `iter-${String(i).padStart(9, '0')}`);
+      await writeGeneratorCheckpoint(checkpoint(2), new Map([...generator].slice(0, 3)));
+      await writeGeneratorCheckpoint(checkpoint(4), generator);
+      // A save in progress is never picked.
+      await writeGeneratorCheckpoint(path.join(run, 'checkpoints', `.iter-000000006.tmp-${process.pid}-0123456789ab`), generator);
+      const r = await runCli(['inspect', run, '--json']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.events()[0]).toMatchObject({ event: 'inspect', file: checkpoint(4), run, kind: 'scenimefy-checkpoint', tensorCount: 52 });
+      const human = await runCli(['inspect', run]);
+      expect(human.stdout.split('\n')[0]).toMatch(
+        new RegExp(`^${checkpoint(4)}: scenimefy-checkpoint, 52 tensors, .* bytes \\(newest checkpoint of run ${run}\\)$`),
+      );
+      expect(human.stdout.split('\n')[1]).toBe('netG.model.1.weight\tF32\t[16, 3, 7, 7]');
     });
   });
 

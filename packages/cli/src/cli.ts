@@ -8,7 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { EXIT_CODES, exitCodeFor, isScenimefyError } from '@scenimefy/io';
 
 import { optionsFromFlags, trainOptions } from './commands/train-flags';
-import { Output, type CliStreams } from './output';
+import { EXIT_STDOUT_CLOSED, Output, escapeControl, stdoutClosed, writeGuarded, type CliStreams } from './output';
 import { PACKAGE_VERSION } from './version';
 
 export interface GlobalOptions {
@@ -19,15 +19,29 @@ function jsonOption(): Option {
   return new Option('--json', 'print NDJSON events on stdout instead of human output');
 }
 
-function positiveInt(flag: string, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
-  return (value: string) => {
+/**
+ * A parser for an integer flag in [min, max] whose message says what is valid: "an integer ≥ 4", or "an integer
+ * from 1 to 100" when there is a meaningful upper end (never the 9007199254740991 of "any safe integer").
+ */
+function integerFlag(
+  flag: string,
+  min: number,
+  max?: number,
+  valid = max === undefined ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`,
+) {
+  return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1 || n > max) {
-      throw new InvalidArgumentError(`${flag} takes an integer from 1 to ${max}, got "${value}"`);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new InvalidArgumentError(`${flag} takes ${valid}, got "${value}"`);
     }
     return n;
   };
 }
+
+/** The fewest pixels --max-side may leave on the long side: the generator works on multiples of 4 (SPEC §8). */
+const MIN_MAX_SIDE = 4;
+/** More onnxruntime threads than this only makes the thread pool itself the cost. */
+const MAX_THREADS = 1024;
 
 function parseTile(value: string): 'auto' | 'off' | number {
   if (value === 'auto' || value === 'off') return value;
@@ -45,8 +59,9 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .version(PACKAGE_VERSION, '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
-      writeOut: (s) => streams.stdout.write(s),
-      writeErr: (s) => streams.stderr.write(s),
+      writeOut: (s) => writeGuarded(streams.stdout, s),
+      // Commander's one-line reasons quote the user's values: escaped like every other human line.
+      writeErr: (s) => writeGuarded(streams.stderr, s.split('\n').map(escapeControl).join('\n')),
     })
     .exitOverride();
 
@@ -56,7 +71,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .argument('<inputs...>', 'image files, folders (searched recursively) or quoted globs such as "photos/**/*.jpg"')
     .requiredOption('-o, --output <dir>', 'output folder (created if missing); names are <stem>.<format>, folders keep their tree')
     .addOption(new Option('-f, --format <format>', 'output image format').choices(['png', 'jpg', 'webp']).default('png'))
-    .option('--quality <n>', 'JPEG/WebP quality 1-100 (default 90)', positiveInt('--quality', 100))
+    .option('--quality <n>', 'JPEG/WebP quality 1-100 (default 90)', integerFlag('--quality', 1, 100))
     .addOption(
       new Option('--if-exists <policy>', 'when an output file exists: fail (report it and go on), skip, or overwrite')
         .choices(['fail', 'skip', 'overwrite'])
@@ -69,7 +84,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .option(
       '--max-side <px>',
       'downscale (bicubic, aspect kept) so the long side is at most <px> before inference',
-      positiveInt('--max-side'),
+      integerFlag('--max-side', MIN_MAX_SIDE),
     )
     .option('--resize-back', 'resize the result back to the input size when preprocessing changed it', false)
     .option('--round-output', 'round to the nearest uint8 level instead of truncating as the reference does', false)
@@ -77,7 +92,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .option(
       '--max-pixels <n>',
       'refuse images with more pixels than this, before decoding (default 268402689)',
-      positiveInt('--max-pixels'),
+      integerFlag('--max-pixels', 1),
     )
     .option(
       '--tile <mode>',
@@ -85,7 +100,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       parseTile,
       'auto',
     )
-    .option('--threads <n>', 'CPU threads for the generator (default: all cores)', positiveInt('--threads'))
+    .option('--threads <n>', 'CPU threads for the generator (default: all cores)', integerFlag('--threads', 1, MAX_THREADS))
     .addOption(
       new Option('--device <device>', 'cpu, or cuda when the installed onnxruntime has the CUDA provider')
         .choices(['cpu', 'cuda'])
@@ -133,7 +148,8 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .description('export a generator to ONNX (opset >= 17, dynamic height and width)')
     .argument('<model>', 'official .pth, .safetensors, checkpoint folder, or a model name')
     .requiredOption('--onnx <file>', 'the .onnx file to write (atomically)')
-    .option('--opset <n>', 'ONNX opset, 17 to 23', positiveInt('--opset'), 17)
+    // Only the syntax here: the exporter checks the range, naming the opsets it writes.
+    .option('--opset <n>', 'ONNX opset, 17 to 23', integerFlag('--opset', 0, undefined, 'an integer from 17 to 23'), 17)
     .addOption(
       new Option(
         '--upsample <mode>',
@@ -150,8 +166,10 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
 
   program
     .command('inspect')
-    .description('list the tensors of a weights file: .safetensors, PyTorch .pth/.pt (zip or legacy), or a scenimefy checkpoint folder')
-    .argument('<file>', 'weights file or checkpoint folder')
+    .description(
+      'list the tensors of a weights file: .safetensors, PyTorch .pth/.pt (zip or legacy), a scenimefy checkpoint folder, or a training run folder (its newest checkpoint)',
+    )
+    .argument('<file>', 'weights file, checkpoint folder or training run folder')
     .option('--key <name>', 'for a nested PyTorch checkpoint dict (e.g. a StyleGAN2 .pt): the entry holding the state dict, e.g. g_ema')
     .addOption(jsonOption())
     .action((file: string, opts: { key?: string; json?: boolean }) =>
@@ -219,9 +237,40 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     ),
   );
 
+  const setup = program.command('setup').description('install optional native parts (built offline, package files untouched)');
+  setup
+    .command('tfjs-node')
+    .description(
+      'native TensorFlow for TF.js (training ~25× faster than wasm): installs @tensorflow/tfjs-node 4.22.0 into the project where scenimefy is installed, ' +
+        'compiled against the TensorFlow C library of the tensorflow-cpu Python wheel (pip); package.json and the lockfile stay unchanged; safe to rerun',
+    )
+    .option(
+      '--check',
+      'only look for the prerequisites (Linux x86-64, python3 with pip, make, g++, Node headers) and say what a run would do',
+      false,
+    )
+    .option('-f, --force', 'rebuild even when tfjs-node already loads (SCENIMEFY_TF_FORCE=1)', false)
+    .option('--project <dir>', 'the project whose node_modules gets tfjs-node (default: the one @scenimefy/cli is installed in)')
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Environment: SCENIMEFY_TF_WHEEL=<wheel> (no pip download), SCENIMEFY_TF_VERSION (default 2.21.0),',
+        '  SCENIMEFY_TF_CACHE (default $XDG_CACHE_HOME/scenimefy or ~/.cache/scenimefy; node_modules links into it),',
+        '  PYTHON, CXX, MAKE, npm_config_nodedir (Node headers), and pip settings such as PIP_INDEX_URL.',
+        'Exit statuses: 0 done or nothing to do, 2 usage, 4 a prerequisite is missing or a step failed, 5 download failed.',
+      ].join('\n'),
+    )
+    .action((opts: { check: boolean; force: boolean; project?: string; json?: boolean }) =>
+      run(async () => (await import('./commands/setup.js')).setupTfjsNodeCommand(opts, new Output(streams, !!opts.json))),
+    );
+
   program
     .command('doctor')
-    .description('report the compute backends, image codecs and versions this installation can use')
+    .description(
+      'report what this installation can use: the TF.js backends, onnxruntime and its execution providers, image codecs, the model cache and its models',
+    )
     .addOption(jsonOption())
     .action((opts: { json?: boolean }) =>
       run(async () => (await import('./commands/doctor.js')).doctorCommand(new Output(streams, !!opts.json))),
@@ -235,6 +284,12 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
  * so it can be tested in-process.
  */
 export async function main(argv: readonly string[], streams: CliStreams = defaultStreams()): Promise<number> {
+  const code = await runCommand(argv, streams);
+  // A reader that went away (`| head -1`) ends the command early but quietly, with a SIGPIPE-like status.
+  return (await stdoutClosed(streams)) ? EXIT_STDOUT_CLOSED : code;
+}
+
+async function runCommand(argv: readonly string[], streams: CliStreams): Promise<number> {
   let pending: Promise<number> | undefined;
   const program = buildProgram(streams, (action) => {
     pending = action();
@@ -261,7 +316,7 @@ export async function main(argv: readonly string[], streams: CliStreams = defaul
     } else {
       const message = error instanceof Error ? error.message : String(error);
       out.error(`internal error: ${message}`, { code: 'E_INTERNAL' });
-      if (process.env.SCENIMEFY_DEBUG && error instanceof Error && error.stack) streams.stderr.write(`${error.stack}\n`);
+      if (process.env.SCENIMEFY_DEBUG && error instanceof Error && error.stack) writeGuarded(streams.stderr, `${error.stack}\n`);
     }
     return exitCodeFor(error);
   }

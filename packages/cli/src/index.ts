@@ -4,5 +4,5 @@
  */
 export { buildProgram, main } from './cli';
 export type { GlobalOptions } from './cli';
-export { Output } from './output';
-export type { CliEvent, CliStreams } from './output';
+export { EXIT_STDOUT_CLOSED, Output } from './output';
+export type { CliEvent, CliStreams, OutputRow } from './output';

@@ -20,6 +20,19 @@ export {
   blurUpsample,
 } from './networks/blur';
 export {
+  STYLEGAN2_BLUR_KERNEL,
+  firBlur2d,
+  firBlurPadAfterUpsampleConv,
+  firBlurPadBeforeDownsampleConv,
+  firDownsample2d,
+  firDownsamplePad,
+  firUpsample2d,
+  firUpsamplePad,
+  makeFirKernel,
+  upfirdn2d,
+} from './networks/upfirdn2d';
+export type { FirBlurOptions, FirDataFormat, FirKernel, FirKernel2d, FirResampleOptions, UpFirDn2dOptions } from './networks/upfirdn2d';
+export {
   DEFAULT_NCE_LAYERS,
   createResnetGenerator,
   generatorStateDictSpec,

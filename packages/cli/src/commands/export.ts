@@ -4,6 +4,7 @@ import { exportGeneratorOnnxFile, resolveModel } from '@scenimefy/i2i-core';
 import { InputError } from '@scenimefy/io';
 
 import type { Output } from '../output';
+import { asModelError } from './load-translator';
 
 export async function exportCommand(
   model: string,
@@ -14,7 +15,11 @@ export async function exportCommand(
   if (!opts.force && (await fsp.stat(opts.onnx).catch(() => undefined))) {
     throw new InputError('already exists (pass --force to overwrite)', { file: opts.onnx });
   }
-  const resolved = await resolveModel(model);
+  const resolved = await resolveModel(model, { hint: 'export a file you have: `scenimefy export <file> --onnx <out>`' }).catch(
+    (error: unknown) => {
+      throw asModelError(error);
+    },
+  );
   await exportGeneratorOnnxFile(resolved.stateDict, opts.onnx, {
     opset: opts.opset,
     upsample: opts.upsample,

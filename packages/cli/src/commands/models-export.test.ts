@@ -117,6 +117,36 @@ describeIfFixture('i2i/netG-ngf16.pth', 'scenimefy export / models', () => {
     }
   });
 
+  it('exits 3 for a model that does not exist, by file or by name (issue 12 #12)', async () => {
+    const missing = path.join(tmp.dir, 'missing.pth');
+    const exported = await runCli(['export', missing, '--onnx', path.join(tmp.dir, 'x.onnx')]);
+    expect(exported.code).toBe(3);
+    expect(exported.stderr).toBe(`scenimefy: ${missing}: no such model file or folder (known model names: shinkai)\n`);
+    const fetched = await runCli(['models', 'fetch', 'hayao']);
+    expect(fetched.code).toBe(3);
+    expect(fetched.stderr).toBe('scenimefy: hayao: no such model file or folder (known model names: shinkai)\n');
+    const opset = await runCli(['export', pth, '--onnx', path.join(tmp.dir, 'x.onnx'), '--opset', 'new']);
+    expect(opset.code).toBe(2);
+    expect(opset.stderr).toContain('--opset takes an integer from 17 to 23, got "new"');
+  });
+
+  it('suggests the way round a download that fits the command, not --model (issue 12 #13)', async () => {
+    process.env.SCENIMEFY_OFFLINE = '1';
+    const vgg = await runCli(['models', 'fetch', 'vgg19']);
+    expect(vgg.code).toBe(5);
+    expect(vgg.stderr).toMatch(
+      /^scenimefy: model "vgg19" is not in the cache and downloads are off .*, or put a copy you have into the cache with `scenimefy models import <file>`\n$/,
+    );
+    const shinkai = await runCli(['models', 'fetch']);
+    expect(shinkai.stderr).toMatch(/, or put a copy you have into the cache with `scenimefy models import <file>`\n$/);
+    const exported = await runCli(['export', 'shinkai', '--onnx', path.join(tmp.dir, 'x.onnx')]);
+    expect(exported.code).toBe(5);
+    expect(exported.stderr).toMatch(
+      /^scenimefy: model "shinkai" is not in the cache .*, or export a file you have: `scenimefy export <file> --onnx <out>`\n$/,
+    );
+    for (const r of [vgg, shinkai, exported]) expect(r.stderr).not.toContain('--model');
+  });
+
   it('fails a download whose digest does not match, keeping nothing, with exit status 3', async () => {
     const server = await startLoopbackServer({ '/Shinkai_net_G.pth': { body: 'x'.repeat(1000) } });
     try {

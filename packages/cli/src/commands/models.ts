@@ -4,16 +4,20 @@ import * as path from 'node:path';
 import { MODEL_KINDS, cachedModelPath, fetchModel, isModelCached, modelCacheDir, resolveModel, resolveRegistry } from '@scenimefy/i2i-core';
 import { IntegrityError, InputError, produceFileAtomic, sha256File } from '@scenimefy/io';
 
-import type { Output } from '../output';
+import type { Output, OutputRow } from '../output';
+import { asModelError } from './load-translator';
 import { megabytes, startProgress, type Progress } from './progress';
 
+/** The way round a download that cannot happen, for `models fetch` (whose users have no --model flag). */
+const IMPORT_HINT = 'put a copy you have into the cache with `scenimefy models import <file>`';
+
 export async function modelsListCommand(out: Output): Promise<number> {
-  const lines: string[] = [`cache: ${modelCacheDir()}`];
+  const rows: OutputRow[] = [`cache: ${modelCacheDir()}`];
   for (const entry of MODEL_KINDS.flatMap((kind) => Object.values(resolveRegistry(process.env, kind)))) {
     const cached = await isModelCached(entry);
-    lines.push(
-      `${entry.name}\t${cached ? 'cached' : 'not cached'}\t${megabytes(entry.bytes)} MB\t${entry.description}`,
-      `\t${cached ? cachedModelPath(entry) : entry.url}`,
+    rows.push(
+      [entry.name, cached ? 'cached' : 'not cached', `${megabytes(entry.bytes)} MB`, entry.description],
+      ['', cached ? cachedModelPath(entry) : entry.url],
     );
     out.event({
       event: 'model',
@@ -25,13 +29,14 @@ export async function modelsListCommand(out: Output): Promise<number> {
       sha256: entry.sha256,
     });
   }
-  if (!out.json) out.streams.stdout.write(`${lines.join('\n')}\n`);
+  out.text(rows);
   return 0;
 }
 
 export async function modelsFetchCommand(name: string, out: Output): Promise<number> {
   let bar: Progress | undefined;
   const download = {
+    hint: IMPORT_HINT,
     onDownloadStart: (entry: { file: string; bytes: number }, url: string) => {
       out.info(`downloading ${entry.file} (${megabytes(entry.bytes)} MB) from ${url}`);
       bar = startProgress(out, entry.bytes, '  {bar} {percentage}% | ETA {eta_formatted}');
@@ -48,7 +53,9 @@ export async function modelsFetchCommand(name: string, out: Output): Promise<num
     out.result(`${name}: ${cached.file}`, { event: 'fetched', name, file: cached.file, onnx: null });
     return 0;
   }
-  const model = await resolveModel(name, download);
+  const model = await resolveModel(name, download).catch((error: unknown) => {
+    throw asModelError(error);
+  });
   bar?.stop();
   out.result(`${name}: ${model.file} (ONNX: ${typeof model.onnx === 'string' ? model.onnx : 'in memory'})`, {
     event: 'fetched',

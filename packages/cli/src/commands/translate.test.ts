@@ -3,8 +3,10 @@
  * these tests prove the pipeline, not the style). Parity of the pixels with the reference is tested in
  * i2i-core; here: inputs, outputs, names, policies, errors, events and exit statuses.
  */
+import { spawnSync } from 'node:child_process';
 import { promises as fsp, readdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
 
 import sharp from 'sharp';
@@ -12,6 +14,7 @@ import sharp from 'sharp';
 import { decodeImage } from '@scenimefy/io';
 import { describeIfFixture, makeTempDir, referenceFixturePath, type TempDir } from '@scenimefy/test-utils';
 
+import { main } from '../cli';
 import { runCli } from '../cli-harness';
 
 const MODEL = 'i2i/netG-ngf16.pth';
@@ -186,12 +189,237 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
     expect(m.stderr).toBe(`scenimefy: ${badModel}: not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)\n`);
   });
 
+  describe('never writes over an input or outside -o (issue 12 #1)', () => {
+    async function snapshot(files: string[]): Promise<Buffer[]> {
+      return Promise.all(files.map((f) => fsp.readFile(f)));
+    }
+
+    it('names the matches of a brace group holding "/" below the literal prefix, not over the inputs', async () => {
+      const inputs = [path.join(tmp.dir, 'sub', 'a', 'p.png'), path.join(tmp.dir, 'outside', 'q.png')];
+      for (const f of inputs) await photo(f, 32, 32);
+      const before = await snapshot(inputs);
+      const out = path.join(tmp.dir, 'o', 'out');
+      const r = await runCli(['translate', `${tmp.dir}/{sub/a,outside}/*.png`, '-o', out, '-m', model, '--if-exists', 'overwrite']);
+      expect(r.code).toBe(0);
+      expect(await snapshot(inputs)).toEqual(before);
+      expect(listFiles(path.join(tmp.dir, 'o'))).toEqual(['out/outside/q.png', 'out/sub/a/p.png']);
+    });
+
+    it('names a match that a pattern reaches by climbing out with ".." by its file name, inside -o', async () => {
+      await photo(path.join(tmp.dir, 'sub', 'x', 'keep.png'), 32, 32);
+      await photo(path.join(tmp.dir, 'outside', 'q.png'), 32, 32);
+      const out = path.join(tmp.dir, 'o', 'out');
+      const r = await runCli(['translate', `${tmp.dir}/sub/*/../../outside/*.png`, '-o', out, '-m', model]);
+      expect(r.code).toBe(0);
+      expect(listFiles(path.join(tmp.dir, 'o'))).toEqual(['out/q.png']);
+    });
+
+    it('refuses, before any work and with exit 2, outputs that are inputs, by any name', async () => {
+      await photo(path.join(inDir, 'a.png'), 32, 32);
+      await photo(path.join(inDir, 'b.jpg'), 32, 32);
+      const before = await snapshot([path.join(inDir, 'a.png')]);
+      const same = await runCli(['translate', inDir, '-o', inDir, '-m', model, '--if-exists', 'overwrite']);
+      expect(same.code).toBe(2);
+      expect(same.stderr).toBe(
+        `scenimefy: output ${path.join(inDir, 'a.png')} is the input ${path.join(inDir, 'a.png')}: translating would replace the photo; choose an output folder (-o) apart from the inputs\n`,
+      );
+      // Reached through a link to the folder: the same files, another name.
+      const link = path.join(tmp.dir, 'link');
+      await fsp.symlink(inDir, link);
+      const linked = await runCli(['translate', link, '-o', inDir, '-m', model, '--if-exists', 'overwrite', '--json']);
+      expect(linked.code).toBe(2);
+      expect(linked.events()).toEqual([expect.objectContaining({ event: 'error', code: 'E_USAGE' })]);
+      expect(await snapshot([path.join(inDir, 'a.png')])).toEqual(before);
+      expect(listFiles(inDir)).toEqual(['a.png', 'b.jpg']); // b.png was not made either: refused before any work
+    });
+
+    it('does not follow a symbolic link inside -o out of it', async () => {
+      await photo(path.join(inDir, 'a.png'), 32, 32);
+      await photo(path.join(inDir, 'sub', 'b.png'), 32, 32);
+      await photo(path.join(inDir, 'sub', 'deep', 'c.png'), 32, 32);
+      const elsewhere = path.join(tmp.dir, 'elsewhere');
+      await fsp.mkdir(elsewhere);
+      await fsp.mkdir(outDir);
+      await fsp.symlink(elsewhere, path.join(outDir, 'sub'));
+      const r = await runCli(['translate', inDir, '-o', outDir, '-m', model]);
+      expect(r.code).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines.filter((l) => l.startsWith('scenimefy: '))).toEqual([
+        `scenimefy: ${path.join(outDir, 'sub', 'b.png')}: output folder ${path.join(outDir, 'sub')} leads outside ${outDir} (a symbolic link); not writing there`,
+        `scenimefy: ${path.join(outDir, 'sub', 'deep', 'c.png')}: output folder ${path.join(outDir, 'sub')} leads outside ${outDir} (a symbolic link); not writing there`,
+      ]);
+      expect(listFiles(elsewhere)).toEqual([]);
+      expect((await fsp.readdir(elsewhere)).length).toBe(0); // no folder made through the link either
+      expect(listFiles(outDir).filter((f) => f !== 'sub')).toEqual(['a.png']);
+    });
+
+    it('does not search its own output folder inside an input folder', async () => {
+      await photo(path.join(inDir, 'a.png'), 32, 32);
+      const nested = path.join(inDir, 'anime');
+      expect((await runCli(['translate', inDir, '-o', nested, '-m', model])).code).toBe(0);
+      const again = await runCli(['translate', inDir, '-o', nested, '-m', model, '--if-exists', 'overwrite', '--json']);
+      expect(again.code).toBe(0);
+      expect(again.events().at(-1)).toMatchObject({ translated: 1 });
+      expect(listFiles(inDir)).toEqual(['a.png', 'anime/a.png']);
+    });
+  });
+
+  (process.platform === 'win32' ? it.skip : it)(
+    'follows links to images in folders and names what it cannot read: FIFOs, devices, dangling links (issue 12 #5, #8)',
+    async () => {
+      await photo(path.join(inDir, 'real.png'), 32, 32);
+      await photo(path.join(tmp.dir, 'elsewhere', 'q.png'), 32, 32);
+      await fsp.symlink(path.join(tmp.dir, 'elsewhere', 'q.png'), path.join(inDir, 'link.png'));
+      await fsp.symlink(path.join(tmp.dir, 'nowhere.png'), path.join(inDir, 'dangling.png'));
+      await fsp.symlink('/dev/zero', path.join(inDir, 'zero.png'));
+      await fsp.symlink(path.join(tmp.dir, 'elsewhere'), path.join(inDir, 'folder-link'));
+      const fifo = path.join(inDir, 'pipe.png');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const r = await runCli(['translate', inDir, '-o', outDir, '-m', model]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('scenimefy: '))).toEqual([
+        `scenimefy: ${path.join(inDir, 'dangling.png')}: cannot read the image: is a symbolic link to "${path.join(tmp.dir, 'nowhere.png')}", which does not exist`,
+        `scenimefy: ${path.join(inDir, 'folder-link')}: symbolic link to a folder, not followed (give it as an input of its own)`,
+        `scenimefy: ${path.join(inDir, 'pipe.png')}: cannot read the image: is a FIFO (named pipe), not a regular file`,
+        `scenimefy: ${path.join(inDir, 'zero.png')}: cannot read the image: is a symbolic link to "/dev/zero", a character device, not a regular file`,
+      ]);
+      expect(r.stderr).toContain('translated 2, failed 4, skipped 0');
+      expect(listFiles(outDir)).toEqual(['link.png', 'real.png']);
+
+      // Named on the command line: said what they are, not "no such file".
+      const direct = await runCli([
+        'translate',
+        fifo,
+        path.join(inDir, 'zero.png'),
+        path.join(inDir, 'link.png'),
+        '-o',
+        outDir,
+        '-m',
+        model,
+        '--if-exists',
+        'skip',
+      ]);
+      expect(direct.code).toBe(1);
+      expect(direct.stderr.split('\n').filter((l) => l.startsWith('scenimefy: '))).toEqual([
+        `scenimefy: ${fifo}: cannot read the image: is a FIFO (named pipe), not a regular file`,
+        `scenimefy: ${path.join(inDir, 'zero.png')}: cannot read the image: is a symbolic link to "/dev/zero", a character device, not a regular file`,
+      ]);
+      // A glob lists what links reach, devices included: those are named too, never read.
+      const globbed = await runCli(['translate', `${inDir}/*.png`, '-o', outDir, '-m', model, '--if-exists', 'skip']);
+      expect(globbed.code).toBe(1);
+      expect(globbed.stderr).toContain(
+        'zero.png: cannot read the image: is a symbolic link to "/dev/zero", a character device, not a regular file',
+      );
+    },
+  );
+
+  it('keeps the error line of a file name holding a newline or an escape one line (issue 12 #10)', async () => {
+    await fsp.writeFile(path.join(inDir, 'bad\nname.png'), 'not a png');
+    await fsp.writeFile(path.join(inDir, 'red\u001b[31m.png'), 'not a png');
+    const r = await runCli(['translate', inDir, '-o', outDir, '-m', model]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(4); // the model line, two errors, the summary
+    expect(lines[1]).toMatch(/^scenimefy: .*\/in\/bad\\nname\.png: .+$/);
+    expect(lines[2]).toMatch(/^scenimefy: .*\/in\/red\\x1b\[31m\.png: .+$/);
+    const json = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--json']);
+    expect(
+      json
+        .events()
+        .filter((e) => e.event === 'error')
+        .map((e) => e.input),
+    ).toEqual([path.join(inDir, 'bad\nname.png'), path.join(inDir, 'red\u001b[31m.png')]);
+  });
+
+  it('stops at the next image when stdout is closed, and exits 141 without a stack trace (issue 12 #11)', async () => {
+    for (const name of ['a', 'b', 'c', 'd']) await photo(path.join(inDir, `${name}.png`), 32, 32);
+    let writes = 0;
+    const stdout = new Writable({
+      write(_chunk, _enc, cb) {
+        // The reader takes one line (the model event), then goes away like `| head -1`.
+        writes += 1;
+        cb(writes > 1 ? Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }) : null);
+      },
+    });
+    const errors: string[] = [];
+    const stderr = new Writable({
+      write(chunk, _enc, cb) {
+        errors.push(String(chunk));
+        cb();
+      },
+    });
+    const code = await main(['translate', inDir, '-o', outDir, '-m', model, '--json'], { stdout, stderr, isTTY: false });
+    expect(code).toBe(141);
+    expect(errors.join('')).toBe('');
+    // The 'start' event failed; the first image was under way by the time the failure arrived, then it stopped.
+    expect(listFiles(outDir)).toEqual(['a.png']);
+  });
+
+  it('removes the temp files a killed writer left in its output folders, and nothing else (issue 12 #9)', async () => {
+    await photo(path.join(inDir, 'a.png'), 32, 32);
+    await photo(path.join(inDir, 'sub', 'b.png'), 32, 32);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited: no process has this pid now
+    const old = new Date(Date.now() - 3600_000);
+    const stale = [path.join(outDir, `.a.png.${dead}.0123456789ab.tmp`), path.join(outDir, 'sub', `.b.png.${dead}.ba9876543210.tmp`)];
+    const kept = [
+      path.join(outDir, `.c.png.${process.pid}.0123456789ab.tmp`), // a live writer's
+      path.join(outDir, `.d.png.${dead}.abcdef.tmp`), // not our naming
+      path.join(outDir, 'notes.txt'),
+    ];
+    for (const f of [...stale, ...kept]) {
+      await fsp.mkdir(path.dirname(f), { recursive: true });
+      await fsp.writeFile(f, 'half an image');
+      await fsp.utimes(f, old, old);
+    }
+    const r = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--json']);
+    expect(r.code).toBe(0);
+    expect(r.events().filter((e) => e.event === 'cleaned')).toEqual([
+      { event: 'cleaned', folder: outDir, files: [stale[0]] },
+      { event: 'cleaned', folder: path.join(outDir, 'sub'), files: [stale[1]] },
+    ]);
+    for (const f of stale) await expect(fsp.stat(f)).rejects.toThrow();
+    for (const f of kept) await expect(fsp.stat(f)).resolves.toBeTruthy();
+  });
+
   it('validates its options with usage errors', async () => {
     const r = await runCli(['translate', inDir, '-o', outDir, '--tile', '13']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--tile takes auto, off, or a multiple of 4 of at least 16, got "13"');
     const f = await runCli(['translate', inDir, '-o', outDir, '--format', 'bmp']);
     expect(f.code).toBe(2);
+  });
+
+  it('exits 2 before any work on a bad number, saying what is valid, and 3 on a missing or unknown model (issue 12 #12)', async () => {
+    await photo(path.join(inDir, 'a.png'), 32, 32);
+    await photo(path.join(inDir, 'b.png'), 32, 32);
+    const three = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--max-side', '3']);
+    expect(three.code).toBe(2);
+    expect(three.stderr).toBe(
+      `error: option '--max-side <px>' argument '3' is invalid. --max-side takes an integer ≥ 4, got "3"\n(run with --help for usage)\n`,
+    );
+    await expect(fsp.stat(outDir)).rejects.toThrow(); // nothing done, not even the output folder
+    for (const [flag, value, valid] of [
+      ['--max-side', '0', 'an integer ≥ 4'],
+      ['--quality', '0', 'an integer from 1 to 100'],
+      ['--quality', '101', 'an integer from 1 to 100'],
+      ['--threads', '0', 'an integer from 1 to 1024'],
+      ['--max-pixels', '0', 'an integer ≥ 1'],
+      ['--max-pixels', '1e6', 'an integer ≥ 1'],
+    ] as const) {
+      const r = await runCli(['translate', inDir, '-o', outDir, '-m', model, flag, value]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${flag} takes ${valid}, got "${value}"`);
+      expect(r.stderr).not.toContain('9007199254740991');
+    }
+
+    const missing = path.join(tmp.dir, 'missing.pth');
+    const noFile = await runCli(['translate', inDir, '-o', outDir, '-m', missing, '--json']);
+    expect(noFile.code).toBe(3);
+    expect(noFile.stderr).toBe(`scenimefy: ${missing}: no such model file or folder (known model names: shinkai)\n`);
+    expect(noFile.events().at(-1)).toMatchObject({ event: 'error', code: 'E_MODEL_FORMAT' });
+    const unknown = await runCli(['translate', inDir, '-o', outDir, '-m', 'hayao']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toBe('scenimefy: hayao: no such model file or folder (known model names: shinkai)\n');
   });
 
   it('explains every option in --help', async () => {

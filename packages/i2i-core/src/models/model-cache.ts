@@ -46,6 +46,11 @@ export interface FetchModelOptions {
   signal?: AbortSignal;
   /** Re-hash a cached file before trusting it (default false: size check only, the hash was checked on download). */
   verifyCached?: boolean;
+  /**
+   * The caller's way round a failed download, ending the advice of a NetworkError ("…, or <hint>"); default
+   * "pass --model <file>" (translate). E.g. `models fetch` suggests `scenimefy models import <file>`.
+   */
+  hint?: string;
 }
 
 export interface CachedModel {
@@ -54,6 +59,8 @@ export interface CachedModel {
   /** True when this call downloaded the file. */
   downloaded: boolean;
 }
+
+const DEFAULT_HINT = 'pass --model <file>';
 
 /** Is `entry` in the cache with the right size? */
 export async function isModelCached(entry: ModelEntry, cacheDir: string = modelCacheDir()): Promise<boolean> {
@@ -83,7 +90,7 @@ export async function fetchModel(entry: ModelEntry, options: FetchModelOptions =
   if (offline) {
     throw new NetworkError(
       `model "${entry.name}" is not in the cache and downloads are off (--offline or SCENIMEFY_OFFLINE=1): ` +
-        `download ${entry.url} and put it at ${file}, or pass --model <file>`,
+        `download ${entry.url} and put it at ${file}, or ${options.hint ?? DEFAULT_HINT}`,
     );
   }
   await fsp.mkdir(path.dirname(file), { recursive: true });
@@ -93,7 +100,7 @@ export async function fetchModel(entry: ModelEntry, options: FetchModelOptions =
 }
 
 async function downloadVerified(entry: ModelEntry, file: string, options: FetchModelOptions): Promise<void> {
-  const advice = `download ${entry.url} yourself and put it at ${file}, or pass --model <file>`;
+  const advice = `download ${entry.url} yourself and put it at ${file}, or ${options.hint ?? DEFAULT_HINT}`;
   let response: Response;
   try {
     response = await fetch(entry.url, { signal: options.signal, redirect: 'follow' });

@@ -2,14 +2,14 @@
  * One training iteration of `semi_cut` against the PyTorch reference (fixtures/reference/i2i, README §6,
  * train.json): data-dependent init losses, optimize_parameters #1 (losses, then the D, D_p, F and F_s weights
  * after it, in full from train-step1.safetensors), and the losses of optimize_parameters #2 within a looser,
- * documented bound. The reference's patch ids are injected in draw order. Runs on cpu (wasm has no
- * Conv2DBackpropFilter) and on tfjs-node where it is installed. Options, names and tolerances come from
- * train.json.
+ * documented bound. The reference's patch ids are injected in draw order. The init losses run on cpu, and
+ * everything on the training backend: tfjs-node where it is installed, else wasm with the project's training
+ * kernels, so that no test here is ever skipped. Options, names and tolerances come from train.json.
  *
  * The fixture's generator update is wrong (torch 2.13 CPU's InstanceNorm backward on channels-last-strided
  * gradients, tools/reference-checks/instance_norm_strided_grad.py), so G after step 1 is not compared with it.
- * Instead our G gradient at the fixture's step-1 state is checked against central finite differences, along
- * directions where the fixture's recorded gradient (`weights_after_step.G.tensors[key].grad_step1`) is far
+ * Instead our G gradient at the fixture's step-1 state is checked against central finite differences (with the
+ * ReLU/LeakyReLU slopes frozen at that state), along directions where the fixture's recorded gradient (`weights_after_step.G.tensors[key].grad_step1`) is far
  * enough from ours that it would fail the same check.
  */
 import { availableBackends, loadTf, readSafetensors, readTorchStateDict, tensorToFloat32, tensorToInt32 } from '@scenimefy/io';
@@ -22,6 +22,7 @@ import { createPatchDiscriminator, inferDiscriminatorConfig } from '../networks/
 import { createResnetGenerator, loadGeneratorWeights } from '../networks/generator';
 import type { Float32TensorData } from '../networks/generator';
 import { createPatchSampleF } from '../networks/patch-sample';
+import { registerWasmTrainingKernels } from '../layers/wasm-training-kernels';
 import { oihwFromHwio } from '../networks/state-dict';
 import { SeededRng } from '../seeded-rng';
 import { createSemiCutModel, queuedPatchIds } from './semi-cut';
@@ -57,9 +58,21 @@ const LOSS_NAMES: Array<keyof SemiCutLosses> = [
   'G',
 ];
 
-const hasTfjsNode = availableBackends().some((b) => b.candidate === 'tfjs-node');
-const backends: BackendCandidate[] = ['cpu'];
-if (hasTfjsNode) backends.push('tfjs-node');
+/**
+ * Where the optimisation steps and the gradient check run: tfjs-node where it is installed, else wasm with the
+ * training kernels it lacks (`registerWasmTrainingKernels`, as the trainer registers them). tfjs-core's cpu kernels
+ * take minutes for one backward pass of this model on 2 cores, so the cpu backend reproduces the forward-only
+ * init losses only.
+ */
+const TRAINING_BACKEND: BackendCandidate = availableBackends().some((b) => b.candidate === 'tfjs-node') ? 'tfjs-node' : 'wasm';
+const backends: BackendCandidate[] = ['cpu', TRAINING_BACKEND];
+
+/** `loadTf` for a backend of this file, with the wasm training kernels in place. */
+async function trainingTf(backend: BackendCandidate): Promise<Tf> {
+  const { tf } = await loadTf({ prefer: backend, require: true });
+  if (backend === 'wasm') registerWasmTrainingKernels(tf);
+  return tf;
+}
 
 /** The model options of the fixture run (train.json → effective_settings). */
 function fixtureOptions(fixture: ReferenceFixture) {
@@ -99,9 +112,8 @@ afterAll(() => {
 
 describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTorch', () => {
   describe.each(backends)('%s backend', (backend) => {
-    // tfjs-core's cpu kernels take minutes for one backward pass of this model on 2 cores, so the cpu run
-    // stops at the forward-only init losses; the steps run where tfjs-node is installed.
-    const stepIt = backend === 'cpu' ? it.skip : it;
+    // The steps are defined on the training backend only (see TRAINING_BACKEND), never skipped.
+    const steps = backend === TRAINING_BACKEND;
     let tf: Tf;
     let fixture: ReferenceFixture;
     let model: SemiCutModel;
@@ -130,7 +142,7 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
     };
 
     beforeAll(async () => {
-      ({ tf } = await loadTf({ prefer: backend, require: true }));
+      tf = await trainingTf(backend);
       fixture = await loadReferenceFixture('i2i', 'train', { tensorFile: 'train-io.safetensors' });
       guidance = fixture.sidecarValue('tolerance_guidance') as Record<string, string>;
       const initial = fixture.sidecarValue('initial_weights') as Record<string, string>;
@@ -178,20 +190,18 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
       compareLosses('init', losses, numberAfter('atol', text, 'init'), numberAfter('rtol', text, 'init'));
     }, 120_000);
 
-    stepIt(
-      'optimize_parameters #1 reproduces losses.step1 without leaking tensors',
-      () => {
-        const before = tf.memory().numTensors;
-        const losses = model.optimizeParameters(batch);
-        expect(tf.memory().numTensors).toBe(before);
-        const text = guidance['step1 losses'] as string;
-        compareLosses('step1', losses, numberAfter('atol', text, 'step1'), 0);
-        expect(model.optimizers.G.step).toBe(1);
-      },
-      120_000,
-    );
+    if (!steps) return;
 
-    stepIt('D, D_p, F and F_s weights after step 1 match train-step1.safetensors', async () => {
+    it('optimize_parameters #1 reproduces losses.step1 without leaking tensors', () => {
+      const before = tf.memory().numTensors;
+      const losses = model.optimizeParameters(batch);
+      expect(tf.memory().numTensors).toBe(before);
+      const text = guidance['step1 losses'] as string;
+      compareLosses('step1', losses, numberAfter('atol', text, 'step1'), 0);
+      expect(model.optimizers.G.step).toBe(1);
+    }, 120_000);
+
+    it('D, D_p, F and F_s weights after step 1 match train-step1.safetensors', async () => {
       const real = guidance['step1 weights, tensors with real gradient'] as string;
       const share = percentOf(real, 'step1 weights');
       const close = numberAfter('within', real, 'step1 weights', 0);
@@ -232,46 +242,109 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
     });
 
     // Step 2 starts from the G update of step 1, which differs from the fixture's (see the module comment):
-    // Adam's first step is ≈ lr·sign(g), so G entries whose gradient sign differs land 2·lr apart. The step-2
-    // terms are therefore held to the fixture's step-2 tolerance plus 5% of how far the fixture's own term moved
-    // from step 1 to step 2 (observed on tfjs-node: at most 2.2% of it, D_fake, 2.3e-3 absolute; G_GAN is 3.5e-3
-    // off, 0.8% of its move). The terms G does not enter (D_real, D_p_real) stay within the fixture's tolerance.
-    stepIt(
-      'optimize_parameters #2 stays near losses.step2 despite the different G update of step 1',
-      () => {
-        const text = guidance['step2 losses'] as string;
-        const atol = numberAfter('atol', text, 'step2');
-        const rtol = numberAfter('rtol', text, 'step2');
-        const before = tf.memory().numTensors;
-        const got = model.optimizeParameters(batch);
-        expect(tf.memory().numTensors).toBe(before);
-        const s1 = lossesOf('step1');
-        const s2 = lossesOf('step2');
-        const bad: string[] = [];
-        let worstShare = 0;
-        let worstName = '';
-        for (const name of LOSS_NAMES) {
-          const want = s2[name] as number;
-          const moved = Math.abs(want - (s1[name] as number));
-          const diff = Math.abs(got[name] - want);
-          const share = moved > 0 ? diff / moved : 0;
-          if (share > worstShare) [worstShare, worstName] = [share, name];
-          if (!(diff <= atol + rtol * Math.abs(want) + 0.05 * moved))
-            bad.push(`${name}: got ${got[name]}, reference ${want} (moved ${moved} from step 1)`);
-        }
-        for (const name of ['D_real', 'D_p_real'] as const) {
-          if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number)))
-            bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
-        }
-        reached.push(
-          `${backend} losses.step2: worst |Δ| is ${(100 * worstShare).toFixed(2)}% of the term's step-1→2 move (${worstName}), G off by ${Math.abs(got.G - (s2.G as number)).toExponential(2)}`,
-        );
-        expect(bad).toEqual([]);
-      },
-      120_000,
-    );
+    // Adam's first step is ≈ lr·sign(g), so G entries whose gradient sign differs land 2·lr apart, and every
+    // step-2 term that G enters moves with that difference — on reference data of this layout made with other
+    // seeds (tools/reference-checks/semi_cut_other_seeds.py) by up to 68% of the term's own step-1→2 move, so no
+    // tolerance derived from one fixture holds for them. They are reported, not asserted; what step 2 adds to
+    // step 1 (Adam at t = 2, the moments carried over) is checked exactly by the terms G does not enter:
+    // D_real and D_p_real read D and D_p after their step-1 update only, within the fixture's step-2 tolerance.
+    it('optimize_parameters #2: the terms G does not enter equal losses.step2; the others are reported', () => {
+      const text = guidance['step2 losses'] as string;
+      const atol = numberAfter('atol', text, 'step2');
+      const rtol = numberAfter('rtol', text, 'step2');
+      const before = tf.memory().numTensors;
+      const got = model.optimizeParameters(batch);
+      expect(tf.memory().numTensors).toBe(before);
+      const s1 = lossesOf('step1');
+      const s2 = lossesOf('step2');
+      let worstShare = 0;
+      let worstName = '';
+      for (const name of LOSS_NAMES) {
+        const want = s2[name] as number;
+        const moved = Math.abs(want - (s1[name] as number));
+        const share = moved > 0 ? Math.abs(got[name] - want) / moved : 0;
+        if (share > worstShare) [worstShare, worstName] = [share, name];
+      }
+      const bad: string[] = [];
+      for (const name of LOSS_NAMES) if (!Number.isFinite(got[name])) bad.push(`${name}: ${got[name]}`);
+      for (const name of ['D_real', 'D_p_real'] as const) {
+        if (!(Math.abs(got[name] - (s2[name] as number)) <= atol + rtol * Math.abs(s2[name] as number)))
+          bad.push(`${name}: got ${got[name]}, reference ${s2[name]}`);
+      }
+      reached.push(
+        `${backend} losses.step2: D_real Δ ${Math.abs(got.D_real - (s2.D_real as number)).toExponential(2)}, D_p_real Δ ${Math.abs(got.D_p_real - (s2.D_p_real as number)).toExponential(2)} (atol ${atol}); terms G enters: worst |Δ| ${(100 * worstShare).toFixed(2)}% of the step-1→2 move (${worstName}), reported only`,
+      );
+      expect(bad).toEqual([]);
+    }, 120_000);
   });
 });
+
+/**
+ * A `tf` whose relu and leakyRelu can be frozen at a base point, for the finite differences below. `record(f)`
+ * evaluates f as usual and keeps every activation's slope map (1 where its input is > 0, else 0 for ReLU and α
+ * for LeakyReLU), in call order; `replay(f)` evaluates f with each activation replaced by its input times the
+ * recorded slope map, so that f becomes smooth in the weights around the base point, with the base point's value
+ * and gradient; it also counts the units whose input is on the other side of 0 than at the base point (the kinks
+ * the plain activations would have crossed). Outside record and replay it is plain tf.
+ */
+interface FrozenActivations {
+  readonly tf: Tf;
+  record<T>(f: () => T): T;
+  replay<T>(f: () => T): { value: T; crossed: number };
+  dispose(): void;
+}
+
+function frozenActivations(tf: Tf): FrozenActivations {
+  let mode: 'plain' | 'record' | 'replay' = 'plain';
+  const slopes: Tensor[] = [];
+  const crossings: Tensor[] = [];
+  let next = 0;
+  const activation = (x: Tensor, alpha: number, plain: () => Tensor): Tensor => {
+    if (mode === 'plain') return plain();
+    if (mode === 'record') {
+      slopes.push(tf.keep(tf.where(tf.greater(x, 0), tf.onesLike(x), tf.fill(x.shape, alpha))));
+      return plain();
+    }
+    const slope = slopes[next];
+    next += 1;
+    if (slope === undefined || slope.shape.join() !== x.shape.join()) {
+      throw new Error(`frozen activations: call ${next} [${x.shape.join(', ')}] is not the recorded evaluation's`);
+    }
+    crossings.push(tf.keep(tf.sum(tf.cast(tf.notEqual(tf.greater(x, 0), tf.greater(slope, alpha)), 'int32'))));
+    return tf.mul(x, slope);
+  };
+  const wrapped = Object.create(tf, {
+    relu: { value: (x: Tensor) => activation(x, 0, () => tf.relu(x)) },
+    leakyRelu: { value: (x: Tensor, alpha = 0.2) => activation(x, alpha, () => tf.leakyRelu(x, alpha)) },
+  }) as Tf;
+  return {
+    tf: wrapped,
+    record(f) {
+      tf.dispose(slopes.splice(0));
+      mode = 'record';
+      try {
+        return f();
+      } finally {
+        mode = 'plain';
+      }
+    },
+    replay(f) {
+      mode = 'replay';
+      next = 0;
+      try {
+        const value = f();
+        if (next !== slopes.length) throw new Error(`frozen activations: ${next} calls, the recorded evaluation made ${slopes.length}`);
+        return { value, crossed: crossings.reduce((sum, t) => sum + (t.dataSync()[0] as number), 0) };
+      } finally {
+        mode = 'plain';
+        tf.dispose(crossings.splice(0));
+      }
+    },
+    dispose() {
+      tf.dispose(slopes.splice(0));
+    },
+  };
+}
 
 /**
  * Our G gradient at the fixture's step-1 state (initial G, F and F_s; D and D_p as the fixture's step 1 left
@@ -282,28 +355,44 @@ describeIfFixture('i2i/train-step1.safetensors', 'semi_cut one iteration vs PyTo
  * its gradient is that of mean_i v_i (SPEC §11 #5). `generatorObjective` evaluates L_G with hDCE as mean_i v_i
  * and the keys from a frozen copy of G, so that its finite differences are what the tape differentiates.
  *
- * Noise floor (measured here): the objective is ≈ 2.14 in float32 and is deterministic at fixed weights, but
- * moving the weights by amounts far below any real change of the value (1e-7 along a unit direction, a change of
- * ~5e-9) moves it by up to ~4 ulp (jitter 9.5e-7): rounding reorders. A central difference at step ε is then off
- * by up to 2·jitter/(2ε) = jitter/ε, the tolerance (measured jitter, at least one ulp). Single weights move by
- * ε = 2e-4 (tol ≈ 4.8e-3): small enough to stay between the ReLU/LeakyReLU kinks of G, D and the heads (moving
- * one tensor as a whole by ≥ 1e-3 in norm, the slope drifts by 10–20%), and observed |FD − ours| there is
- * ≤ 1.6e-4 on model.1/4/8/30 and ≤ 1.4e-3 on every entry tried. Random unit directions over all of G move each
- * weight by ~1e-6 only, so they take ε = 1e-3; they cross many kinks at once, so their tolerance is twice the
- * noise bound (≈ 1.9e-3; observed |FD − ours| ≤ 7e-4 over six directions, against values of 3e-3 to 5e-2).
+ * Activations frozen at the base point (`frozenActivations`). A step of ±ε moves the inputs of hundreds of the
+ * ~3.9 M ReLU/LeakyReLU units of G, D, D_p and the heads across 0 (≈ 470 for one model.1 weight at the former
+ * ε = 2e-4, ≈ 10,000 at ε = 4e-3):
+ * the plain objective is piecewise smooth with kinks at every such crossing, so its central difference errs by
+ * O(ε) rather than O(ε²) and no ε serves every weight of every data set (issue 12 #18: the former check at
+ * ε = 2e-4 failed on reference data of this layout made with other seeds). With every activation's slope held at
+ * its base-point value, the objective is smooth, equals the plain one at the base point and has the same
+ * gradient there (no unit sits exactly at 0), so the central difference converges to exactly what autograd
+ * computes, and an error in the backward pass, the fixture's among them, still shows.
+ *
+ * Noise floor (measured here): the objective (≈ 2.14 in float32) is deterministic at fixed weights, but moving
+ * the weights by amounts far below any real change of the value (k·1e-7 along a unit direction) moves it by up to
+ * 2–4 ulp (jitter 2e-7 to 1e-6): rounding reorders. That probe leaves most roundings as they were; one weight of the
+ * first layers moved alone reorders more of them, up to 2.2× the probe's jitter (4.4 ulp; seen on data of this
+ * layout made with other seeds), so each evaluation is taken to be off by up to NOISE_FACTOR = 4 times the
+ * jitter, and a central difference at step ε by up to 2·4·jitter/(2ε) = 4·jitter/ε: the tolerance. With the
+ * activations frozen the truncation error is O(ε²) and ε can be large: at ε = 4e-3 it is ≤ 3e-5 (single weights
+ * of model.1, the most curved, and random unit directions over all of G), against a tolerance of 4e-4 to 1e-3;
+ * observed |FD − ours| there ≤ 1.9e-4 on the shipped fixture and ≤ 1.6e-4 on six data sets of this layout made
+ * with other seeds (the former check failed on five of them).
  *
  * Directions: for every tensor with a real gradient, the one of its first 8 entries (the fixture records
  * first8) where the fixture's gradient is furthest from ours, if that gap exceeds 2·tol — then the fixture's
- * value is more than tol from the finite difference and would fail; plus two random unit directions over all
- * of G. How far the fixture is: per tensor the L2 norms agree within ~1% but the sums differ up to sign
- * (model.12.conv_block.1.weight: ours +7.86, fixture −1.45; model.22.weight −5.55 vs +2.33) and first8 entries
- * by up to 4.9e-2 (model.1.weight, entries ≈ 0.4); the float64 summary (`grad_step1_f64`) has the same error.
+ * value is more than tol from the finite difference and would fail (asserted); at least 12 such weights;
+ * plus two random unit directions over all of G. How far the fixture is: per tensor the L2 norms agree within
+ * ~1% but the sums differ up to sign (model.12.conv_block.1.weight: ours +7.86, fixture −1.45; model.22.weight
+ * −5.55 vs +2.33) and first8 entries by up to 4.9e-2 (model.1.weight, entries ≈ 0.4); the float64 summary
+ * (`grad_step1_f64`) has the same error.
  */
 const gradientCheck = (): void => {
-  /** Central-difference steps: one weight moves by EPS_WEIGHT; a unit direction over all of G by EPS_RANDOM. */
-  const EPS_WEIGHT = 2e-4;
-  const EPS_RANDOM = 1e-3;
+  /** Central-difference step, for one weight and for a unit direction over all of G alike. */
+  const EPS = 4e-3;
+  /** How many times the measured jitter one evaluation may be off (see above). */
+  const NOISE_FACTOR = 4;
+  /** Fewest single weights where the fixture's gradient must be told apart from ours. */
+  const MIN_SINGLE_WEIGHTS = 12;
   let tf: Tf;
+  let frozen: FrozenActivations;
   let fixture: ReferenceFixture;
   let model: SemiCutModel;
   let keyG: ReturnType<typeof createResnetGenerator>;
@@ -313,7 +402,10 @@ const gradientCheck = (): void => {
   const grads = new Map<string, Float32Array>();
 
   beforeAll(async () => {
-    ({ tf } = await loadTf({ prefer: 'tfjs-node', require: true }));
+    const plainTf = await trainingTf(TRAINING_BACKEND);
+    // Every network computes with the wrapped tf, so that the objective's activations can be frozen.
+    frozen = frozenActivations(plainTf);
+    tf = frozen.tf;
     fixture = await loadReferenceFixture('i2i', 'train', { tensorFile: 'train-io.safetensors' });
     const initial = fixture.sidecarValue('initial_weights') as Record<string, string>;
     const file = (name: string): string => referenceFixturePath('i2i', name.split(' ')[0] as string);
@@ -353,6 +445,7 @@ const gradientCheck = (): void => {
   afterAll(() => {
     model?.dispose();
     keyG?.dispose();
+    frozen?.dispose();
     if (batch !== undefined) tf.dispose([batch.x, batch.y, batch.xP, batch.yP]);
   });
 
@@ -365,7 +458,7 @@ const gradientCheck = (): void => {
     expect(Math.abs(loss - fixture.sidecarNumber(['losses', 'step1', 'G', 'float32']))).toBeLessThanOrEqual(atol);
   });
 
-  it('matches central differences along directions where the fixture gradient is off', () => {
+  it('matches central differences with the activations frozen at the base point, along directions where the fixture gradient is off', () => {
     const netG = model.networks.netG;
     const base = new Map<string, Float32Array>();
     for (const [key, v] of netG.variables) base.set(key, (v.dataSync() as Float32Array).slice());
@@ -373,16 +466,18 @@ const gradientCheck = (): void => {
       tf.tidy(() => v.assign(tf.tensor(data, v.shape, 'float32')));
     };
     const objective = (): number => model.generatorObjective(batch, { patchIds, keyGenerator: keyG });
-    /** The objective at w0 + t·d for a direction given per tensor (absent tensors: 0). */
-    const at = (direction: ReadonlyMap<string, Float32Array>, t: number): number => {
+    /** The frozen objective at w0 + t·d for a direction given per tensor (absent tensors: 0). */
+    const at = (direction: ReadonlyMap<string, Float32Array>, t: number): { value: number; crossed: number } => {
       for (const [key, d] of direction)
         assign(
           netG.variables.get(key) as Variable,
           (base.get(key) as Float32Array).map((w, i) => w + t * (d[i] as number)),
         );
-      const value = objective();
-      for (const key of direction.keys()) assign(netG.variables.get(key) as Variable, base.get(key) as Float32Array);
-      return value;
+      try {
+        return frozen.replay(objective);
+      } finally {
+        for (const key of direction.keys()) assign(netG.variables.get(key) as Variable, base.get(key) as Float32Array);
+      }
     };
     const dot = (direction: ReadonlyMap<string, Float32Array>): number => {
       let s = 0;
@@ -403,15 +498,16 @@ const gradientCheck = (): void => {
       return out;
     };
 
-    const f0 = objective();
+    const f0 = frozen.record(objective);
     expect(objective()).toBe(f0);
+    // The frozen objective is the plain one at the base point: x·1 = relu(x) for x > 0, x·0 = 0 otherwise.
+    expect(frozen.replay(objective)).toEqual({ value: f0, crossed: 0 });
     const probe = randomDirection();
     let jitter = 0;
-    for (let k = 1; k <= 6; k++) jitter = Math.max(jitter, Math.abs(at(probe, k * 1e-7) - f0));
+    for (let k = 1; k <= 6; k++) jitter = Math.max(jitter, Math.abs(at(probe, k * 1e-7).value - f0));
     const ulp = 2 ** (Math.floor(Math.log2(Math.abs(f0))) - 23);
-    // Both evaluations off by the full jitter, in opposite directions: (j + j) / 2ε.
-    const tolAt = (eps: number): number => Math.max(jitter, ulp) / eps;
-    const tol = tolAt(EPS_WEIGHT);
+    // Both evaluations off by the full noise bound, in opposite directions: (n + n) / 2ε.
+    const tol = (NOISE_FACTOR * Math.max(jitter, ulp)) / EPS;
 
     const summaries = fixture.sidecarValue(['weights_after_step', 'G', 'tensors']) as Record<
       string,
@@ -422,6 +518,7 @@ const gradientCheck = (): void => {
     let checked = 0;
     let worstOurs = 0;
     let closestFixture = Infinity;
+    let kinks = 0;
     for (const [key, summary] of Object.entries(summaries)) {
       // Zero-gradient biases have nothing to tell apart; the blur `filt` buffers are not parameters.
       if (summary.grad_mathematically_zero || !grads.has(key)) continue;
@@ -434,18 +531,21 @@ const gradientCheck = (): void => {
       const variable = netG.variables.get(key) as Variable;
       const index = shape.length === 4 ? hwioIndexOf(i, shape) : i;
       const w = base.get(key) as Float32Array;
-      const plus = Math.fround((w[index] as number) + EPS_WEIGHT);
-      const minus = Math.fround((w[index] as number) - EPS_WEIGHT);
+      const plus = Math.fround((w[index] as number) + EPS);
+      const minus = Math.fround((w[index] as number) - EPS);
       const direction = new Map([[key, new Float32Array(variable.size)]]);
       (direction.get(key) as Float32Array)[index] = 1;
-      const fd = (at(direction, plus - (w[index] as number)) - at(direction, minus - (w[index] as number))) / (plus - minus);
+      const up = at(direction, plus - (w[index] as number));
+      const down = at(direction, minus - (w[index] as number));
+      const fd = (up.value - down.value) / (plus - minus);
       const mine = Math.abs(fd - (ours[i] as number));
       const theirs = Math.abs(fd - (summary.grad_step1.first8[i] as number));
       checked++;
+      kinks = Math.max(kinks, up.crossed + down.crossed);
       worstOurs = Math.max(worstOurs, mine);
       closestFixture = Math.min(closestFixture, theirs);
       rows.push(
-        `${key}[${i}]: FD ${fd.toExponential(4)}, ours ${(ours[i] as number).toExponential(4)}, fixture ${(summary.grad_step1.first8[i] as number).toExponential(4)}`,
+        `${key}[${i}]: FD ${fd.toExponential(4)}, ours ${(ours[i] as number).toExponential(4)}, fixture ${(summary.grad_step1.first8[i] as number).toExponential(4)} (±ε crosses ${up.crossed + down.crossed} kinks)`,
       );
       if (!(mine <= tol)) bad.push(`${key}[${i}]: |FD − ours| = ${mine} > ${tol}`);
       if (!(theirs > tol))
@@ -453,27 +553,31 @@ const gradientCheck = (): void => {
     }
     for (let r = 0; r < 2; r++) {
       const direction = randomDirection();
-      const fd = (at(direction, EPS_RANDOM) - at(direction, -EPS_RANDOM)) / (2 * EPS_RANDOM);
+      const up = at(direction, EPS);
+      const down = at(direction, -EPS);
+      const fd = (up.value - down.value) / (2 * EPS);
       const mine = Math.abs(fd - dot(direction));
-      // Twice the noise bound: a step along all of G also crosses kinks (see above).
-      const tolRandom = 2 * tolAt(EPS_RANDOM);
+      worstOurs = Math.max(worstOurs, mine);
       rows.push(
-        `random unit direction ${r}: FD ${fd.toExponential(4)}, ours ${dot(direction).toExponential(4)} (ε ${EPS_RANDOM}, tol ${tolRandom.toExponential(2)})`,
+        `random unit direction ${r}: FD ${fd.toExponential(4)}, ours ${dot(direction).toExponential(4)} (±ε crosses ${up.crossed + down.crossed} kinks)`,
       );
-      if (!(mine <= tolRandom)) bad.push(`random direction ${r}: |FD − ours| = ${mine} > ${tolRandom}`);
+      if (!(mine <= tol)) bad.push(`random direction ${r}: |FD − ours| = ${mine} > ${tol}`);
     }
     reached.push(
-      `G gradient vs central differences (jitter ${jitter.toExponential(2)}; single weights: ε ${EPS_WEIGHT}, tol ${tol.toExponential(2)}): ` +
-        `${checked} single weights, max |FD − ours| ${worstOurs.toExponential(2)}, min |FD − fixture| ${closestFixture.toExponential(2)}\n    ${rows.join('\n    ')}`,
+      `G gradient vs central differences, activations frozen (jitter ${jitter.toExponential(2)}, ε ${EPS}, tol ${tol.toExponential(2)}): ` +
+        `${checked} single weights and 2 random directions, max |FD − ours| ${worstOurs.toExponential(2)}, min |FD − fixture| ${closestFixture.toExponential(2)}, ` +
+        `up to ${kinks} kinks crossed per weight\n    ${rows.join('\n    ')}`,
     );
     expect(bad).toEqual([]);
     // Enough directions that a gradient like the fixture's cannot pass by luck.
-    expect(checked).toBeGreaterThanOrEqual(6);
+    expect(checked).toBeGreaterThanOrEqual(MIN_SINGLE_WEIGHTS);
   }, 120_000);
 };
-const gradientTitle = "semi_cut G gradient at the fixture's step-1 state vs finite differences";
-if (hasTfjsNode) describeIfFixture('i2i/train-step1.safetensors', gradientTitle, gradientCheck);
-else describe.skip(`${gradientTitle} (skipped: the backward pass needs tfjs-node)`, gradientCheck);
+describeIfFixture(
+  'i2i/train-step1.safetensors',
+  `semi_cut G gradient at the fixture's step-1 state vs finite differences (${TRAINING_BACKEND} backend)`,
+  gradientCheck,
+);
 
 /** Index in the HWIO layout of entry `i` of the OIHW layout of shape `[O, I, H, W]`. */
 function hwioIndexOf(i: number, shape: readonly number[]): number {
