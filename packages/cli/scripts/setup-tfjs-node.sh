@@ -191,7 +191,14 @@ fi
 
 # ---------------------------------------------------------------------------------------------------------
 say "3/5 npm install --no-save --ignore-scripts @tensorflow/tfjs-node@$TFJS_NODE_VERSION (package files stay unchanged)"
-manifest_digest() { cat package.json package-lock.json npm-shrinkwrap.json 2>/dev/null | cksum; }
+# Only the files that exist: a missing npm-shrinkwrap.json made cat fail, and with pipefail `set -e` ended the script
+# here without a word.
+manifest_digest() {
+  local f
+  for f in package.json package-lock.json npm-shrinkwrap.json; do
+    if [[ -f "$f" ]]; then cat "$f"; fi
+  done | cksum
+}
 digest_before="$(manifest_digest)"
 # --ignore-scripts: its install script would try to download libtensorflow; we build the addon ourselves below.
 npm install --no-save --ignore-scripts --no-audit --no-fund "@tensorflow/tfjs-node@$TFJS_NODE_VERSION"

@@ -95,14 +95,14 @@ describe('scenimefy inspect / convert', () => {
   });
 
   describeIfFixture('i2i/netG-ngf16.pth', 'on a training run folder (issue 12 #14)', () => {
-    /** A scenimefy-checkpoint v1 folder holding only a generator, as a training run writes one per save. */
+    /** A scenimefy-checkpoint folder holding only a generator, as a training run writes one per save. */
     async function writeGeneratorCheckpoint(dir: string, generator: TensorMap): Promise<void> {
       await fsp.mkdir(dir, { recursive: true });
       const weights = path.join(dir, 'weights.safetensors');
       await writeSafetensors(weights, new Map([...generator].map(([k, t]) => [`netG.${k}`, t])));
       await writeCheckpointManifest(path.join(dir, 'checkpoint.json'), {
         format: 'scenimefy-checkpoint',
-        formatVersion: 1,
+        formatVersion: 2,
         generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
         createdAt: new Date().toISOString(),
         networks: {
@@ -119,7 +119,7 @@ describe('scenimefy inspect / convert', () => {
       await fsp.mkdir(run);
       await writeRunManifest(path.join(run, 'run.json'), {
         format: 'scenimefy-run',
-        formatVersion: 1,
+        formatVersion: 2,
         generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
         createdAt: new Date().toISOString(),
         status: 'running',

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { EXIT_CODES, exitCodeFor, isScenimefyError } from '@scenimefy/io';
 
-import { optionsFromFlags, trainOptions } from './commands/train-flags';
+import { optionsFromFlags, resumeOverrideFlags, trainOptions } from './commands/train-flags';
 import { EXIT_STDOUT_CLOSED, Output, escapeControl, stdoutClosed, writeGuarded, type CliStreams } from './output';
 import { PACKAGE_VERSION } from './version';
 
@@ -200,10 +200,13 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       'train a Scenimefy translation model (semi_cut: LSGAN + SRC + hDCE + StylePatchNCE) from unpaired photos/anime and pseudo pairs; ' +
         'writes run.json, options.txt, events.ndjson, samples/, report.html and checkpoints/ into --out',
     )
-    .requiredOption('--unpaired <dir>', 'unaligned dataset: <dir>/trainA (photos) and <dir>/trainB (anime frames)')
-    .requiredOption(
+    .option(
+      '--unpaired <dir>',
+      'unaligned dataset: <dir>/trainA (photos) and <dir>/trainB (anime frames); needed for a new run (--resume uses the recorded one)',
+    )
+    .option(
       '--paired <dir|manifest>',
-      'pseudo pairs: <dir>/trainA and <dir>/trainB with the same file names, or a scenimefy-dataset manifest .json',
+      'pseudo pairs: <dir>/trainA and <dir>/trainB with the same file names, or a scenimefy-dataset manifest .json; needed for a new run',
     )
     .requiredOption('--out <run>', 'the run folder (a new one, or the run to continue with --resume)')
     .option(
@@ -213,7 +216,8 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     .option('--offline', 'never download (the VGG-19 weights must then be cached or given)', false)
     .option(
       '--resume',
-      'continue the run in --out from its newest checkpoint, with the options it was started with (only --max-iterations may change)',
+      'continue the run in --out from its newest checkpoint as it was configured (its datasets, options and --max-iterations); ' +
+        `given again, ${resumeOverrideFlags().join(', ')} change it from here on`,
       false,
     )
     .addOption(
@@ -228,8 +232,8 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
     run(async () =>
       (await import('./commands/train.js')).trainCommand(
         {
-          unpaired: opts.unpaired as string,
-          paired: opts.paired as string,
+          unpaired: opts.unpaired as string | undefined,
+          paired: opts.paired as string | undefined,
           out: opts.out as string,
           resume: opts.resume as boolean,
           vggWeights: opts.vggWeights as string | undefined,

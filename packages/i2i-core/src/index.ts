@@ -172,7 +172,14 @@ export { ADAM_DEFAULTS, Adam } from './train/adam';
 export type { AdamOptions, AdamState } from './train/adam';
 export { linearLrFactor } from './train/lr-schedule';
 export type { LinearLrOptions } from './train/lr-schedule';
-export { SEMI_CUT_DEFAULTS, pairWeight, resolvedSemiCutOptions } from './train/options';
+export {
+  SEMI_CUT_DEFAULTS,
+  TRAIN_HEADINGS,
+  checkSemiCutOptions,
+  pairWeight,
+  resolvedSemiCutOptions,
+  semiCutOptionsSchema,
+} from './train/options';
 export type { PairWeightSchedule, PairedContentLoss, SemiCutOptions, VggInput } from './train/options';
 export { SemiCutModel, createSemiCutModel, queuedPatchIds } from './train/semi-cut';
 export type {
@@ -201,7 +208,7 @@ export {
   renderTrainingReport,
   writeTrainingReport,
 } from './train/report';
-export type { TrainingReportInput, TrainingReportOptions, TrainingReportStatus } from './train/report';
+export type { ReportChartGroup, TrainingReportInput, TrainingReportOptions, TrainingReportStatus } from './train/report';
 
 export {
   TRAIN_DEFAULTS,
@@ -210,17 +217,95 @@ export {
   nonDefaultOptions,
   pickSemiCutOptions,
   resolvedTrainOptions,
+  trainOptionsSchema,
+  trainRunSettingsSchema,
 } from './train/train-options';
+export { runLoopOptionShape } from './train/run-options';
+export type { RunLoopDefaults, RunLoopHeadings, RunLoopOptions } from './train/run-options';
+
+export {
+  booleanOption,
+  choiceOption,
+  describeOptionKind,
+  integerListOption,
+  integerOption,
+  nullableIntegerOption,
+  numberOption,
+  optionFields,
+  optionMetaRegistry,
+  optionSetRegistry,
+  stringOption,
+} from './options/option-schema';
+export type { OnResume, OptionField, OptionKind, OptionMeta, OptionSetMeta, OptionsSchema } from './options/option-schema';
+export {
+  formatOptionsText,
+  nonDefaultOptionNames,
+  optionDefaults,
+  optionIssues,
+  pickOptions,
+  resolveOptions,
+} from './options/derive';
+export type { OptionsOf, ResolveOptionsSettings } from './options/derive';
 export type { TrainOptions, TrainRunSettings } from './train/train-options';
-export { RUN_FILES, trainSemiCut } from './train/trainer';
-export type { TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
+export { RUN_FILES, SEMI_CUT_STAGE, trainSemiCut } from './train/trainer';
+export type { SemiCutStageInput, TrainHooks, TrainProgress, TrainResult, TrainRunInput } from './train/trainer';
+export { runTraining } from './train/run-loop';
+export type { TrainRunRequest } from './train/run-loop';
+export { RunFolder } from './train/run-folder';
+export { RUN_LOCK_FILE, RunLock, describeLockHolder } from './train/run-lock';
+export type { AcquiredRunLock, RunLockHolder } from './train/run-lock';
+export type {
+  ModelDescription,
+  TaskContext,
+  TrainableModel,
+  TrainableNetwork,
+  TrainableOptimizer,
+  TrainingData,
+  TrainingStage,
+  TrainingTask,
+} from './train/trainable-model';
+export {
+  OPTIMIZER_FILE,
+  RNG_FILE,
+  WEIGHTS_FILE,
+  readModelCheckpoint,
+  restoreOptimizers,
+  saveModelCheckpoint,
+} from './train/model-checkpoint';
+export type {
+  CheckpointableModel,
+  ReadModelCheckpointOptions,
+  ReadTrainingCheckpoint,
+  TrainingCheckpointState,
+} from './train/model-checkpoint';
+export { adamStateFromTensors, adamStateMetadata, adamStateTensors, checkOptimizerTensors, hasAdamState } from './train/adam-state';
+export type { MomentLayout } from './train/adam-state';
+export { datasetDigest } from './train/dataset-digest';
+export type { DatasetDigest } from './train/dataset-digest';
+export { loadVgg19FeaturesFromWeights } from './train/vgg-weights';
+export type { Vgg19WeightsOptions } from './train/vgg-weights';
+export { SEMI_CUT_DESCRIPTION, semiCutTrainable } from './train/semi-cut-trainable';
+export { SEMI_CUT_PARTS } from './train/semi-cut-parts';
+export type { SemiCutNetworkField, SemiCutOptimizerKey, SemiCutPart } from './train/semi-cut-parts';
+export {
+  SEMI_CUT_MODEL_NAME,
+  checkSemiCutManifest,
+  loadTrainingCheckpoint,
+  saveTrainingCheckpoint,
+  semiCutCheckpointable,
+  semiCutFromCheckpoint,
+} from './train/semi-cut-checkpoint';
 export {
   CHECKPOINTS_FOLDER,
+  CHECKPOINT_MANIFEST_FILE,
+  checkCheckpointTarget,
   checkpointFolderFor,
   checkpointFolderName,
+  checkpointFolderProblem,
   latestCheckpoint,
-  loadTrainingCheckpoint,
   pruneCheckpoints,
-  saveTrainingCheckpoint,
-} from './train/checkpoint';
-export type { LoadedTrainingCheckpoint, TrainingCheckpointState } from './train/checkpoint';
+  removeStaleWorkFolders,
+  runRelativePath,
+  writeCheckpointFolder,
+} from './store/checkpoint-store';
+export type { LoadedTrainingCheckpoint } from './train/semi-cut-checkpoint';

@@ -74,16 +74,29 @@ export { contractIssues, parseContract } from './contracts/parse-contract';
 export { CONTRACTS } from './contracts/registry';
 export { contractJsonSchema, contractJsonSchemaFiles, contractSchemaId } from './contracts/json-schema';
 export type { JsonSchemaFile } from './contracts/json-schema';
-export { checkpointContract, checkpointManifestSchema } from './contracts/checkpoint-manifest';
+export {
+  checkpointContract,
+  checkpointContractV1,
+  checkpointManifestSchema,
+  checkpointManifestV1Schema,
+  networkConfigSchema,
+} from './contracts/checkpoint-manifest';
 export type {
   CheckpointManifest,
+  CheckpointManifestV1,
   CheckpointNetworks,
+  CheckpointOptimizer,
   CheckpointSource,
   CheckpointTraining,
   DiscriminatorConfig,
   GeneratorConfig,
+  LinearConfig,
+  NetworkArchitecture,
+  NetworkConfig,
   NetworkName,
   PatchSamplerConfig,
+  StyleGan2DiscriminatorConfig,
+  StyleGan2GeneratorConfig,
 } from './contracts/checkpoint-manifest';
 export { datasetContract, datasetManifestSchema, isReferenceImageFile } from './contracts/dataset-manifest';
 export type {
@@ -96,7 +109,15 @@ export type {
   PairProvenance,
   PairScores,
 } from './contracts/dataset-manifest';
-export { runContract, runManifestSchema } from './contracts/run-manifest';
-export type { RunCheckpoint, RunError, RunManifest, RunStatus } from './contracts/run-manifest';
+export { runContract, runContractV1, runManifestSchema, runManifestV1Schema } from './contracts/run-manifest';
+export type {
+  RunCheckpoint,
+  RunDataset,
+  RunError,
+  RunManifest,
+  RunManifestV1,
+  RunResume,
+  RunStatus,
+} from './contracts/run-manifest';
 
 export { PACKAGE_NAME, PACKAGE_VERSION } from './version';

@@ -56,7 +56,7 @@ describe('readWeights', () => {
       await writeSafetensors(weights, new Map([['netG.model.1.bias', float32Tensor([1], Float32Array.of(3))]]));
       await writeCheckpointManifest(path.join(dir, 'checkpoint.json'), {
         format: 'scenimefy-checkpoint',
-        formatVersion: 1,
+        formatVersion: 2,
         generatedBy: { name: '@scenimefy/io', version: '0.1.0' },
         createdAt: new Date().toISOString(),
         networks: {

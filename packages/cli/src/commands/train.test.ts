@@ -83,11 +83,26 @@ describeNode('scenimefy train (tfjs-node)', () => {
     expect((await fsp.stat(onnx)).size).toBeGreaterThan(10_000);
   }, 300_000);
 
-  it('--resume continues the run to the end of its epochs', async () => {
-    const r = await runCli(['train', '--unpaired', unpaired, '--paired', paired, '--out', run, '--resume', '--backend', 'tfjs-node']);
+  // Issue 12 #3: --resume used to drop the run's --max-iterations (and trained on to the end of the epochs) and
+  // needed --unpaired/--paired again. It continues the run as configured: this one is complete at its cap.
+  it("--resume keeps the run's --max-iterations, and needs no dataset flags", async () => {
+    const again = await runCli(['train', '--unpaired', unpaired, '--paired', paired, '--out', run, '--resume', '--backend', 'tfjs-node']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('the run is complete at iteration 2 (maxIterations 2); give a larger --max-iterations (or none)');
+    const none = await runCli(['train', '--out', run, '--resume']);
+    expect(none.code).toBe(2);
+    expect((await readRunManifest(path.join(run, 'run.json'))).checkpoints.map((c) => c.iteration)).toEqual([2]);
+  }, 300_000);
+
+  it('--resume --max-iterations none continues the run to the end of its epochs, and run.json records it', async () => {
+    const r = await runCli(['train', '--out', run, '--resume', '--max-iterations', 'none', '--backend', 'tfjs-node']);
+    expect(r.stderr).toContain('note: resumed with maxIterations null (recorded in run.json)');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^completed: 3 iterations, epoch 1, newest checkpoint .*iter-000000003/);
-    expect((await readRunManifest(path.join(run, 'run.json'))).status).toBe('completed');
+    const manifest = await readRunManifest(path.join(run, 'run.json'));
+    expect(manifest.status).toBe('completed');
+    expect(manifest.options['maxIterations']).toBeNull();
+    expect(manifest.resumes?.map((x) => x.overrides)).toEqual([{ maxIterations: null }]);
   }, 300_000);
 
   it('refuses a run folder in use, changed options on resume, and a missing dataset, each in one line', async () => {
@@ -99,6 +114,26 @@ describeNode('scenimefy train (tfjs-node)', () => {
     const changed = await runCli(['train', '--unpaired', unpaired, '--paired', paired, '--out', run, '--resume', '--lr', '0.001']);
     expect(changed.code).toBe(2);
     expect(changed.stderr).toContain('drop "lr"');
+
+    const noData = await runCli(['train', '--out', path.join(tmp.dir, 'run3'), ...TINY]);
+    expect(noData.code).toBe(2);
+    expect(noData.stderr.trim()).toBe('scenimefy: a new run needs the unpaired dataset (--unpaired)');
+
+    const crop = await runCli([
+      'train',
+      '--unpaired',
+      unpaired,
+      '--paired',
+      paired,
+      '--out',
+      path.join(tmp.dir, 'run4'),
+      '--load-size',
+      '128',
+    ]);
+    expect(crop.code).toBe(2);
+    expect(crop.stderr.trim()).toBe(
+      'scenimefy: --load-size: must be at least the crop size (256): images are resized, then cropped, got 128',
+    );
 
     const missing = path.join(tmp.dir, 'missing');
     const bad = await runCli(['train', '--unpaired', missing, '--paired', paired, '--out', path.join(tmp.dir, 'run2'), ...TINY]);

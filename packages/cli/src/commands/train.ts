@@ -1,19 +1,22 @@
 /**
  * `scenimefy train`: a semi_cut training run from an unpaired and a paired dataset into a run folder, with a
- * progress bar (iteration, losses, ETA), NDJSON events in --json mode, and Ctrl-C stopping after the current
- * step with a checkpoint (a second Ctrl-C exits at once; the newest checkpoint on disk stays intact).
+ * progress bar (iteration, the model's losses, ETA), NDJSON events in --json mode, and Ctrl-C stopping after the
+ * current step with a checkpoint (a second Ctrl-C exits at once; the newest checkpoint on disk stays intact). A
+ * reader of stdout that goes away (`--json | head -1`) stops the run the same way, quietly.
  */
 import * as path from 'node:path';
 
 import type { TrainEvent, TrainOptions, TrainProgress } from '@scenimefy/i2i-core';
-import type { BackendPreference } from '@scenimefy/io';
+import { UsageError, type BackendPreference } from '@scenimefy/io';
 
-import type { Output } from '../output';
+import { EXIT_STDOUT_CLOSED, type Output } from '../output';
 import { startProgress } from './progress';
+import { flagOfOption } from './train-flags';
 
 export interface TrainFlags {
-  unpaired: string;
-  paired: string;
+  /** Needed for a new run; a resumed run uses the recorded datasets unless they are given again. */
+  unpaired?: string;
+  paired?: string;
   out: string;
   resume: boolean;
   vggWeights?: string;
@@ -28,8 +31,16 @@ function short(value: number): string {
 }
 
 export async function trainCommand(flags: TrainFlags, out: Output): Promise<number> {
-  const { trainSemiCut } = await import('@scenimefy/i2i-core');
+  const { optionIssues, trainOptionsSchema, trainSemiCut } = await import('@scenimefy/i2i-core');
+  if (!flags.resume) {
+    // Rules between flags (--load-size ≥ --crop-size, …), named as the user typed them; a resume merges the
+    // flags with the recorded options, which the run checks.
+    const [first] = optionIssues(trainOptionsSchema, flags.options, (p) => flagOfOption(String(p[0])));
+    if (first !== undefined) throw new UsageError(first);
+  }
   const controller = new AbortController();
+  // Aborts when stdout's reader goes away (`--json | head -1`): the run stops after this step with its checkpoint.
+  const stdoutClosed = out.closed;
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts += 1;
@@ -56,7 +67,7 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
         offline: flags.offline,
       },
       {
-        signal: controller.signal,
+        signal: AbortSignal.any([controller.signal, stdoutClosed]),
         onEvent: (event: TrainEvent) => {
           out.event({ ...event, event: event.type } as never);
           if (event.type === 'start') {
@@ -64,6 +75,8 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
               `${event.resumedFrom ? `resuming ${flags.out} from ${event.resumedFrom}` : `training into ${flags.out}`} on ${event.backend}` +
                 ` (iteration ${event.iteration}, epoch ${event.epoch})`,
             );
+          } else if (event.type === 'note') {
+            out.info(`note: ${event.message}`);
           } else if (event.type === 'checkpoint') {
             if (bar === undefined) out.info(`checkpoint ${event.folder}`);
           } else if (event.type === 'iteration' && bar === undefined) {
@@ -82,7 +95,11 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
           }
           bar?.update(p.iteration, {
             epoch: p.epoch,
-            losses: `G ${short(p.losses.G)} D ${short(p.losses.D)} D_p ${short(p.losses.D_p)} NCE_s ${short(p.losses.NCE_s)} SRC ${short(p.losses.SRC)} HDCE ${short(p.losses.HDCE)}`,
+            // The model names the losses its progress line shows.
+            losses: p.progressLosses
+              .filter((name) => p.losses[name] !== undefined)
+              .map((name) => `${name} ${short(p.losses[name] as number)}`)
+              .join(' '),
             spi: p.seconds.toFixed(2),
           });
         },
@@ -90,6 +107,8 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<numb
     );
     bar?.stop();
     bar = undefined;
+    // Nothing more goes to a stdout nobody reads; the run stopped with its checkpoint.
+    if (stdoutClosed.aborted) return EXIT_STDOUT_CLOSED;
     const where = result.checkpoint ? path.relative(process.cwd(), result.checkpoint) || result.checkpoint : 'no checkpoint';
     out.result(
       `${result.status}: ${result.iteration} iterations, epoch ${result.epoch}, newest checkpoint ${where}; report ${path.join(flags.out, 'report.html')}`,

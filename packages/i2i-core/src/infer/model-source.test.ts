@@ -27,7 +27,7 @@ async function writeGeneratorCheckpoint(dir: string, generator: TensorMap): Prom
   await writeSafetensors(weights, new Map([...generator].map(([k, t]) => [`netG.${k}`, t])));
   await writeCheckpointManifest(path.join(dir, 'checkpoint.json'), {
     format: 'scenimefy-checkpoint',
-    formatVersion: 1,
+    formatVersion: 2,
     generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
     createdAt: new Date().toISOString(),
     networks: {
@@ -93,7 +93,7 @@ describeIfFixture('i2i/netG-ngf16.pth', 'resolveModel', () => {
     const checkpoint = (iteration: number): string => path.join(run, 'checkpoints', `iter-${String(iteration).padStart(9, '0')}`);
     await writeRunManifest(path.join(run, 'run.json'), {
       format: 'scenimefy-run',
-      formatVersion: 1,
+      formatVersion: 2,
       generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' },
       createdAt: new Date().toISOString(),
       status: 'running',

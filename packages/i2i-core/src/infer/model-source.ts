@@ -25,7 +25,7 @@ import { generatorFileFormat, generatorModelFromBytes, generatorStateDictOf } fr
 import { fetchModel, type FetchModelOptions } from '../models/model-cache';
 import { DEFAULT_MODEL } from '../models/model-registry';
 import { findModel, resolveRegistry } from '../models/model-registry-env';
-import { latestCheckpoint } from '../train/checkpoint';
+import { latestCheckpoint } from '../store/checkpoint-store';
 
 export type ModelSourceKind = 'registry' | 'pytorch' | 'safetensors' | 'scenimefy-checkpoint' | 'onnx';
 

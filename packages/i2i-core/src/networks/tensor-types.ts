@@ -2,7 +2,7 @@
  * The tensor and state-dict types every network, loss and stage shares, in a module of their own so that code
  * which only passes weights around (checkpoints, ONNX export, other stages) need not import a network.
  */
-import type { TensorData, TensorMap } from '@scenimefy/io';
+import type { TensorData, TensorMap } from '@scenimefy/io/core';
 
 /** A float32 tensor in PyTorch layout, the plain form weights take outside a state-dict file. */
 export interface Float32TensorData {

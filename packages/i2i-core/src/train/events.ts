@@ -1,6 +1,6 @@
 /**
  * `events.ndjson` of a training run folder: one JSON object per line, appended as the run goes (start,
- * iterations with their losses, epoch ends, checkpoints, samples, end).
+ * iterations with their losses, epoch ends, checkpoints, samples, notes, end).
  *
  * JSON has no NaN or ±Infinity, and a diverging run logs exactly those, so a non-finite loss is written as the
  * string "NaN", "Infinity" or "-Infinity" and read back as the number. A process killed mid-write leaves a torn
@@ -10,7 +10,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 
 import { z } from 'zod';
 
-import { ContractError, InputError, UsageError, writeFileAtomic } from '@scenimefy/io';
+import { ContractError, InputError, UsageError, relativePathSchema, writeFileAtomic } from '@scenimefy/io';
 
 export type TrainEventStatus = 'completed' | 'failed' | 'stopped';
 
@@ -39,6 +39,8 @@ export type TrainEvent =
   | { type: 'epoch'; time: string; epoch: number; iteration: number; lr: number; seconds: number }
   | { type: 'checkpoint'; time: string; iteration: number; epoch: number; folder: string }
   | { type: 'sample'; time: string; iteration: number; epoch: number; file: string }
+  /** Something a person reading the log should know (a stale lock taken over, options overridden on resume). */
+  | { type: 'note'; time: string; iteration: number; epoch: number; message: string }
   | { type: 'end'; time: string; iteration: number; epoch: number; status: TrainEventStatus; message?: string; code?: string };
 
 export type TrainEventType = TrainEvent['type'];
@@ -57,12 +59,6 @@ const lossValueSchema = z
     'must be a number or one of "NaN", "Infinity", "-Infinity"',
   )
   .transform((v) => (typeof v === 'number' ? v : NON_FINITE_NAMES[v]));
-
-/** Same rule as io's relativePathSchema: a `/`-separated path that cannot leave the run folder. */
-const RELATIVE_PATH = /^(?![A-Za-z]:)(?!\/)(?!.*\/\/)(?!.*\/$)(?!(?:.*\/)?\.\.?(?:\/|$))[^\\\u0000]+$/;
-const relativePathSchema = z
-  .string()
-  .regex(RELATIVE_PATH, 'must be a relative POSIX path inside the run folder (no leading "/", no "\\", no "." or ".." segment)');
 
 const count = z.int().nonnegative();
 const seconds = z.number().nonnegative();
@@ -88,6 +84,7 @@ export const trainEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('epoch'), ...base, lr: z.number().nonnegative(), seconds }),
   z.object({ type: z.literal('checkpoint'), ...base, folder: relativePathSchema }),
   z.object({ type: z.literal('sample'), ...base, file: relativePathSchema }),
+  z.object({ type: z.literal('note'), ...base, message: z.string().min(1) }),
   z.object({
     type: z.literal('end'),
     ...base,

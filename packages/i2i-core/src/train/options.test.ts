@@ -48,15 +48,15 @@ describe('resolvedSemiCutOptions', () => {
   });
 
   const bad: Array<[string, Partial<SemiCutOptions>, RegExp]> = [
-    ['a negative lambdaVgg (the reference spells off as −1; here it is 0)', { lambdaVgg: -1 }, /lambdaVgg must be a number ≥ 0/],
+    ['a negative lambdaVgg (the reference spells off as −1; here it is 0)', { lambdaVgg: -1 }, /lambdaVgg: must be a number ≥ 0, got -1/],
     ['a negative lambdaL1Source', { lambdaL1Source: -0.1 }, /lambdaL1Source/],
     ['a NaN lambdaL1Paired', { lambdaL1Paired: Number.NaN }, /lambdaL1Paired/],
-    ['an unknown pairedLoss', { pairedLoss: 'l2' as never }, /pairedLoss must be 'stylepatchnce' or 'l1', got l2/],
-    ['an unknown vggInput', { vggInput: 'caffe' as never }, /vggInput must be 'reference', 'unit' or 'imagenet', got caffe/],
+    ['an unknown pairedLoss', { pairedLoss: 'l2' as never }, /pairedLoss: must be 'stylepatchnce' or 'l1', got "l2"/],
+    ['an unknown vggInput', { vggInput: 'caffe' as never }, /vggInput: must be 'reference', 'unit' or 'imagenet', got "caffe"/],
     ['an unknown pairWeightSchedule', { pairWeightSchedule: 'linear' as never }, /pairWeightSchedule/],
-    ['a zero temperature', { nceT: 0 }, /nceT must be a positive number/],
+    ['a zero temperature', { nceT: 0 }, /nceT: must be a number > 0/],
     ['a fractional numPatches', { numPatches: 2.5 }, /numPatches/],
-    ['no layers', { nceLayers: [] }, /nceLayers is empty/],
+    ['no layers', { nceLayers: [] }, /nceLayers: must be a non-empty list of integers ≥ 0, got \[\]/],
   ];
   it.each(bad)('refuses %s', (_, options, message) => {
     expect(() => resolvedSemiCutOptions(options)).toThrow(UsageError);

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { TrainEvent } from './events';
 import { DEFAULT_MAX_POINTS_PER_SERIES, escapeHtml, renderTrainingReport, writeTrainingReport } from './report';
 import type { TrainingReportInput } from './report';
+import { SEMI_CUT_DESCRIPTION } from './semi-cut-trainable';
 
 const T0 = Date.parse('2025-01-31T12:00:00.000Z');
 const at = (seconds: number): string => new Date(T0 + seconds * 1000).toISOString();
@@ -39,6 +40,7 @@ function input(events: TrainEvent[], overrides: Partial<TrainingReportInput> = {
     options: { lr: 0.0002, nEpochs: 10, dataroot: 'data/s2a' },
     nonDefaults: ['nEpochs'],
     events,
+    chartGroups: SEMI_CUT_DESCRIPTION.chartGroups,
     ...overrides,
   };
 }
@@ -259,6 +261,60 @@ describe('renderTrainingReport', () => {
     expect(html).toContain('<dt>Backend</dt><dd>wasm</dd>');
     expect(html).toContain('<dt>Sessions</dt><dd>2 <span class="note">(resumed 1×)</span></dd>');
     expect(html.match(/<line class="resume"/g)).toHaveLength(4);
+  });
+});
+
+describe('report layout (issue 12 #15)', () => {
+  const options = Object.fromEntries(Array.from({ length: 41 }, (_, i) => [`option${i}`, i]));
+
+  it('puts the losses and samples first, then the checkpoints, and the options last with the defaults folded away', () => {
+    const events = runEvents(30, 1);
+    events.push({ type: 'sample', time: at(30), iteration: 30, epoch: 1, file: 'samples/iter-30.png' });
+    const html = renderTrainingReport(input(events, { options, nonDefaults: ['option3', 'option7'] }));
+    assertBalanced(html);
+    const at_ = (id: string): number => html.indexOf(`<section id="${id}"`);
+    expect(at_('losses')).toBeGreaterThan(-1);
+    expect(at_('losses')).toBeLessThan(at_('samples'));
+    expect(at_('samples')).toBeLessThan(at_('checkpoints'));
+    expect(at_('checkpoints')).toBeLessThan(at_('options'));
+    const section = html.slice(at_('options'));
+    expect(section).toContain('2 of 41 differ from the default (highlighted).');
+    // The two non-defaults in view, the 39 others inside <details>.
+    const [shown, folded] = section.split('<details>');
+    expect(shown!.match(/<tr class="non-default">/g)).toHaveLength(2);
+    expect(shown).not.toContain('<td>option0</td>');
+    expect(folded).toContain('<summary>The other 39 options, at their defaults</summary>');
+    expect(folded!.match(/<tr><td>option\d+<\/td>/g)).toHaveLength(39);
+    const none = renderTrainingReport(input(events, { options, nonDefaults: [] }));
+    expect(none).toContain('<summary>All 41 options, at their defaults</summary>');
+  });
+
+  it('lists only the checkpoints that still exist', () => {
+    const events = runEvents(300, 3); // checkpoints at 100, 200, 300
+    const html = renderTrainingReport(input(events, { checkpoints: ['checkpoints/iter-200', 'checkpoints/iter-300'] }));
+    const folders = [...html.matchAll(/<td><code>(checkpoints\/[^<]+)<\/code>/g)].map((m) => m[1]);
+    expect(folders).toEqual(['checkpoints/iter-300', 'checkpoints/iter-200']);
+    const gone = renderTrainingReport(input(events, { checkpoints: [] }));
+    expect(gone).toContain('No checkpoint left in the run folder.');
+  });
+
+  it('charts a model without groups as one chart of every loss, and puts losses no group names into the rest group', () => {
+    const events = runEvents(20, 1);
+    const plain = renderTrainingReport(input(events, { chartGroups: undefined }));
+    expect([...plain.matchAll(/<figure class="chart" id="chart-([^"]+)"/g)].map((m) => m[1])).toEqual(['losses', 'lr']);
+    const toy = renderTrainingReport(
+      input(events, { chartGroups: [{ id: 'd', title: 'D', losses: ['D'], matches: (k) => k.startsWith('D_') }] }),
+    );
+    expect([...toy.matchAll(/<figure class="chart" id="chart-([^"]+)"/g)].map((m) => m[1])).toEqual(['d', 'other', 'lr']);
+    const legend = toy.slice(toy.indexOf('id="chart-d"'), toy.indexOf('id="chart-other"'));
+    expect([...legend.matchAll(/data-series="([^"]+)" stroke/g)].map((m) => m[1]).filter((k, i, a) => a.indexOf(k) === i)).toEqual([
+      'D',
+      'D_fake',
+      'D_p',
+      'D_p_fake',
+      'D_p_real',
+      'D_real',
+    ]);
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * `report.html` of a training run: one self-contained page (inline CSS and SVG, no script, font or network
- * access) with the run's status, its resolved options (non-defaults highlighted), loss curves, sample grids and
- * checkpoints. Rewritten from events.ndjson whenever the trainer wants it current.
+ * access) with the run's status, then what a user opens it for — loss curves (one chart per group the model
+ * names) and sample grids — then the checkpoints still on disk and the resolved options (the non-defaults first,
+ * the rest folded away). Rewritten from events.ndjson whenever the trainer wants it current.
  *
  * Loss curves stay small however long the run: each series is bucketed over the iteration axis into at most
  * `maxPointsPerSeries / 2` buckets and every bucket contributes its minimum and its maximum point, in iteration
@@ -9,7 +10,7 @@
  * the raw line a centred moving average over about 2 % of the points is drawn from the buckets' sums and counts.
  * Non-finite losses (a diverged run logs NaN) break the line and are marked in red under the axis.
  */
-import { writeFileAtomic } from '@scenimefy/io';
+import { isSafeRelativePath, writeFileAtomic } from '@scenimefy/io';
 
 import type { TrainEvent } from './events';
 
@@ -25,6 +26,25 @@ export interface TrainingReportInput {
   events: TrainEvent[];
   /** Why the run failed or stopped (else the last end event's message is shown). */
   message?: string;
+  /** The loss charts, in page order (default: one chart of every loss); the learning rate is charted after them. */
+  chartGroups?: readonly ReportChartGroup[];
+  /**
+   * The checkpoint folders (run-relative, as run.json lists them) that still exist; the checkpoints of the events
+   * that are not among them (pruned) are left out. Default: every checkpoint event is listed.
+   */
+  checkpoints?: readonly string[];
+}
+
+/** One loss chart of report.html. */
+export interface ReportChartGroup {
+  readonly id: string;
+  readonly title: string;
+  /** Losses charted here, in legend order. */
+  readonly losses: readonly string[];
+  /** Also chart here any other loss this accepts (e.g. every `D_…` key), in name order after `losses`. */
+  readonly matches?: (loss: string) => boolean;
+  /** The chart of the losses that no group lists or matches (default: a last "Other losses" chart). */
+  readonly rest?: boolean;
 }
 
 export interface TrainingReportOptions {
@@ -44,50 +64,34 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-const RELATIVE_PATH = /^(?![A-Za-z]:)(?!\/)(?!.*\/\/)(?!.*\/$)(?!(?:.*\/)?\.\.?(?:\/|$))[^\\\u0000]+$/;
-
 /** A run-relative POSIX path as a URL path (each segment percent-encoded), or undefined if it could leave the folder. */
 function relativeUrl(file: string): string | undefined {
-  if (!RELATIVE_PATH.test(file)) return undefined;
+  if (!isSafeRelativePath(file)) return undefined;
   return file.split('/').map(encodeURIComponent).join('/');
 }
 
 // ---------------------------------------------------------------------------------------------------- series
 
-/** Chart groups, in page order; a loss key belongs to the first group whose test it passes. */
-const GROUPS: ReadonlyArray<{ id: string; title: string; has: (key: string) => boolean }> = [
-  { id: 'D', title: 'Discriminator D (unpaired)', has: (k) => k === 'D' || (k.startsWith('D_') && !isPairKey(k)) },
-  { id: 'D_p', title: 'Discriminator D_p (pseudo pairs)', has: isPairKey },
-  { id: 'G', title: 'Generator G and its terms', has: () => true },
-];
+/** Without groups from the model: one chart of every loss. */
+const ALL_LOSSES: readonly ReportChartGroup[] = [{ id: 'losses', title: 'Losses', losses: [], rest: true }];
 
-function isPairKey(key: string): boolean {
-  return key === 'D_p' || key.startsWith('D_p_');
+/** The chart of each loss key: the group listing it, else the first that matches it, else the rest group. */
+function chartOf(key: string, groups: readonly ReportChartGroup[]): number {
+  const listed = groups.findIndex((g) => g.losses.includes(key));
+  if (listed !== -1) return listed;
+  const matched = groups.findIndex((g) => g.matches?.(key) === true);
+  if (matched !== -1) return matched;
+  return groups.findIndex((g) => g.rest === true);
 }
 
-/** The reference's names first, in the order it prints them; any other key after them, alphabetically. */
-const KNOWN_ORDER = [
-  'D',
-  'D_real',
-  'D_fake',
-  'D_p',
-  'D_p_real',
-  'D_p_fake',
-  'G',
-  'G_GAN',
-  'G_GAN_p',
-  'NCE_s',
-  'SRC',
-  'HDCE',
-  'HDCE_Y',
-  'HDCE_both',
-];
-
-function keyOrder(a: string, b: string): number {
-  const ia = KNOWN_ORDER.indexOf(a);
-  const ib = KNOWN_ORDER.indexOf(b);
-  if (ia !== -1 || ib !== -1) return (ia === -1 ? Infinity : ia) - (ib === -1 ? Infinity : ib);
-  return a < b ? -1 : a > b ? 1 : 0;
+/** Listed keys in the group's order first, then the others by name. */
+function keyOrder(group: ReportChartGroup): (a: string, b: string) => number {
+  return (a, b) => {
+    const ia = group.losses.indexOf(a);
+    const ib = group.losses.indexOf(b);
+    if (ia !== -1 || ib !== -1) return (ia === -1 ? Infinity : ia) - (ib === -1 ? Infinity : ib);
+    return a < b ? -1 : a > b ? 1 : 0;
+  };
 }
 
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -250,7 +254,11 @@ interface Chart {
 }
 
 /** The loss charts (and the learning rate) of the iteration events. */
-function buildCharts(events: readonly TrainEvent[], maxPoints: number): { charts: Chart[]; buckets: Bucketing | undefined } {
+function buildCharts(
+  events: readonly TrainEvent[],
+  maxPoints: number,
+  chartGroups: readonly ReportChartGroup[],
+): { charts: Chart[]; buckets: Bucketing | undefined } {
   let first = Infinity;
   let last = -Infinity;
   const keys = new Set<string>();
@@ -262,18 +270,23 @@ function buildCharts(events: readonly TrainEvent[], maxPoints: number): { charts
   }
   if (first > last) return { charts: [], buckets: undefined };
   const buckets = bucketing(first, last, maxPoints);
-  const series = new Map<string, SeriesBuckets>([...keys].sort(keyOrder).map((k) => [k, new SeriesBuckets(k, buckets)]));
+  const groups = chartGroups.some((g) => g.rest === true)
+    ? chartGroups
+    : [...chartGroups, { id: 'other', title: 'Other losses', losses: [], rest: true }];
+  const byGroup = groups.map(() => [] as string[]);
+  for (const key of keys) byGroup[chartOf(key, groups)]!.push(key);
+  const series = new Map<string, SeriesBuckets>();
+  const charts: Chart[] = groups.map((g, i) => {
+    const members = byGroup[i]!.sort(keyOrder(g)).map((k) => new SeriesBuckets(k, buckets));
+    for (const m of members) series.set(m.key, m);
+    return { id: g.id, title: g.title, series: members };
+  });
   const lr = new SeriesBuckets('lr', buckets);
   for (const e of events) {
     if (e.type !== 'iteration') continue;
     // for…in, not Object.entries: no array per event, which matters at a million iterations.
     for (const key in e.losses) series.get(key)!.add(e.iteration, e.losses[key]!);
     lr.add(e.iteration, e.lr);
-  }
-  const charts: Chart[] = GROUPS.map((g) => ({ id: g.id, title: g.title, series: [] as SeriesBuckets[] }));
-  for (const s of series.values()) {
-    const index = GROUPS.findIndex((g) => g.has(s.key));
-    charts[index]!.series.push(s);
   }
   charts.push({ id: 'lr', title: 'Learning rate', series: [lr] });
   return { charts: charts.filter((c) => c.series.length > 0), buckets };
@@ -494,6 +507,7 @@ svg .nonfinite{fill:#cf222e}
 ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:4px 16px}
 .swatch{display:inline-block;width:14px;height:3px;vertical-align:middle;margin-right:6px}.bad{color:#cf222e}
 .samples figure img{max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #ddd}
+details{margin:8px 0}summary{cursor:pointer;color:#555}
 .note{color:#666}footer{margin-top:32px;color:#888;font-size:12px}
 `;
 
@@ -577,23 +591,7 @@ export function renderTrainingReport(input: TrainingReportInput, options: Traini
     );
   }
 
-  const nonDefaults = new Set(input.nonDefaults);
-  out.push(
-    `<section id="options"><h2>Options</h2><p class="note">${nonDefaults.size} of ${Object.keys(input.options).length} differ from the default (highlighted).</p>` +
-      '<table><thead><tr><th>option</th><th>value</th></tr></thead><tbody>' +
-      Object.entries(input.options)
-        .map(([name, value]) => {
-          const changed = nonDefaults.has(name);
-          return (
-            `<tr${changed ? ' class="non-default"' : ''}><td>${escapeHtml(name)}${changed ? '<span class="changed">changed</span>' : ''}</td>` +
-            `<td class="value">${escapeHtml(optionValue(value))}</td></tr>`
-          );
-        })
-        .join('') +
-      '</tbody></table></section>',
-  );
-
-  const { charts, buckets } = buildCharts(events, maxPoints);
+  const { charts, buckets } = buildCharts(events, maxPoints, input.chartGroups ?? ALL_LOSSES);
   out.push('<section id="losses"><h2>Losses</h2>');
   if (buckets === undefined) {
     out.push('<p class="note">No iteration logged yet.</p>');
@@ -621,13 +619,21 @@ export function renderTrainingReport(input: TrainingReportInput, options: Traini
   if (samples.length > maxSamples) out.push(`<p class="note">${samples.length - maxSamples} older sample grid(s) not shown.</p>`);
   out.push('</section>');
 
+  // A checkpoint pruned since (keep-last-k) or written again is listed once, if it is still there.
+  const existing = input.checkpoints === undefined ? undefined : new Set(input.checkpoints);
+  const listed = new Map<string, Extract<TrainEvent, { type: 'checkpoint' }>>();
+  for (const c of checkpoints) {
+    if (existing !== undefined && !existing.has(c.folder)) continue;
+    listed.delete(c.folder);
+    listed.set(c.folder, c);
+  }
   out.push('<section id="checkpoints"><h2>Checkpoints</h2>');
-  if (checkpoints.length === 0) {
-    out.push('<p class="note">No checkpoint written yet.</p>');
+  if (listed.size === 0) {
+    out.push(`<p class="note">${checkpoints.length === 0 ? 'No checkpoint written yet.' : 'No checkpoint left in the run folder.'}</p>`);
   } else {
     out.push(
       '<table><thead><tr><th>folder</th><th>iteration</th><th>epoch</th><th>written</th></tr></thead><tbody>' +
-        [...checkpoints]
+        [...listed.values()]
           .reverse()
           .map(
             (c) =>
@@ -638,6 +644,29 @@ export function renderTrainingReport(input: TrainingReportInput, options: Traini
     );
   }
   out.push('</section>');
+
+  // The options come last: the ones that differ from the default in view, the others folded away.
+  const nonDefaults = new Set(input.nonDefaults);
+  const entries = Object.entries(input.options);
+  const row = ([name, value]: [string, unknown]): string => {
+    const changed = nonDefaults.has(name);
+    return (
+      `<tr${changed ? ' class="non-default"' : ''}><td>${escapeHtml(name)}${changed ? '<span class="changed">changed</span>' : ''}</td>` +
+      `<td class="value">${escapeHtml(optionValue(value))}</td></tr>`
+    );
+  };
+  const table = (rows: Array<[string, unknown]>): string =>
+    `<table><thead><tr><th>option</th><th>value</th></tr></thead><tbody>${rows.map(row).join('')}</tbody></table>`;
+  const changed = entries.filter(([name]) => nonDefaults.has(name));
+  const others = entries.filter(([name]) => !nonDefaults.has(name));
+  out.push(
+    `<section id="options"><h2>Options</h2><p class="note">${changed.length} of ${entries.length} differ from the default${changed.length > 0 ? ' (highlighted)' : ''}.</p>` +
+      (changed.length > 0 ? table(changed) : '') +
+      (others.length > 0
+        ? `<details><summary>${changed.length > 0 ? `The other ${others.length}` : `All ${others.length}`} options, at their defaults</summary>${table(others)}</details>`
+        : '') +
+      '</section>',
+  );
 
   let lastLr: number | undefined;
   for (let i = events.length - 1; i >= 0 && lastLr === undefined; i--) {

@@ -50,6 +50,7 @@ import type { PatchSampleF } from '../networks/patch-sample';
 import { Adam } from './adam';
 import type { AdamState } from './adam';
 import { pairWeight, resolvedSemiCutOptions } from './options';
+import { SEMI_CUT_PARTS } from './semi-cut-parts';
 import type { SemiCutOptions, VggInput } from './options';
 
 /** One training batch, NCHW float32 in [−1, 1], all four of one shape [B, C, H, W]. */
@@ -359,7 +360,11 @@ export class SemiCutModel {
     if (!(Number.isFinite(lr) && lr >= 0))
       throw new UsageError(`SemiCutModel.setLearningRate: lr must be a finite number ≥ 0, got ${String(lr)}`);
     this.learningRate = lr;
-    for (const o of [this.optimizerG, this.optimizerD, this.optimizerDp, this.optimizerF, this.optimizerFs]) if (o !== undefined) o.lr = lr;
+    const optimizers = this.optimizers;
+    for (const { optimizerKey } of SEMI_CUT_PARTS) {
+      const o = optimizers[optimizerKey];
+      if (o !== undefined) o.lr = lr;
+    }
   }
 
   /**
@@ -761,9 +766,11 @@ export class SemiCutModel {
   /** Frees the optimisers' state and every network. */
   dispose(): void {
     if (this.disposed) return;
-    for (const o of [this.optimizerG, this.optimizerD, this.optimizerDp, this.optimizerF, this.optimizerFs]) o?.dispose();
-    const n = this.networks;
-    for (const net of [n.netG, n.netD, n.netDp, n.netF, n.netFs]) net.dispose();
+    const optimizers = this.optimizers;
+    for (const { optimizerKey, field } of SEMI_CUT_PARTS) {
+      optimizers[optimizerKey]?.dispose();
+      this.networks[field].dispose();
+    }
     this.disposed = true;
   }
 }

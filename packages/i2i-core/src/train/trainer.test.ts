@@ -10,7 +10,7 @@ import { NumericError, UsageError, availableBackends, loadTf, readRunManifest, r
 import { makeTempDir, referenceFixturesDir, type TempDir } from '@scenimefy/test-utils';
 
 import { SeededRng } from '../seeded-rng';
-import { latestCheckpoint, loadTrainingCheckpoint } from './checkpoint';
+import { latestCheckpoint, loadTrainingCheckpoint } from './semi-cut-checkpoint';
 import { readTrainEvents } from './events';
 import type { TrainEvent } from './events';
 import { trainSemiCut } from './trainer';

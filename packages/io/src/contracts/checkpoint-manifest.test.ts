@@ -3,12 +3,18 @@ import * as path from 'node:path';
 
 import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
 
-import { checkpointContract, checkpointManifestSchema, type CheckpointManifest } from './checkpoint-manifest';
+import { checkpointContractV1, checkpointManifestV1Schema, type CheckpointManifestV1 } from './checkpoint-manifest';
 import { artifactHeader } from './common';
-import { readCheckpointManifest, writeCheckpointManifest } from './contract-files';
+import { readContract, writeContract } from './contract-files';
 
+// v1 on its own contract: the files Scenimefy.js 0.1 wrote are checked by these rules before their upgrade to v2
+// (checkpoint-manifest-v2.test.ts).
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-checkpoint-v1.json'), 'utf8');
-const example = (): CheckpointManifest => checkpointManifestSchema.parse(JSON.parse(exampleText));
+const example = (): CheckpointManifestV1 => checkpointManifestV1Schema.parse(JSON.parse(exampleText));
+const checkpointContract = checkpointContractV1;
+const readCheckpointManifest = (file: string): Promise<CheckpointManifestV1> => readContract(file, checkpointContractV1);
+const writeCheckpointManifest = (file: string, m: CheckpointManifestV1): Promise<void> => writeContract(file, checkpointContractV1, m);
+type CheckpointManifest = CheckpointManifestV1;
 
 /** An imported generator-only checkpoint, as `scenimefy import Shinkai_net_G.pth` would write it. */
 const imported = (): CheckpointManifest => ({

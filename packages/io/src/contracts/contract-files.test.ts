@@ -3,11 +3,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { ContractError, InputError } from '../errors';
-import { checkpointContract, checkpointManifestSchema, type CheckpointManifest } from './checkpoint-manifest';
+import {
+  checkpointContractV1 as checkpointContract,
+  checkpointManifestV1Schema as checkpointManifestSchema,
+  type CheckpointManifestV1 as CheckpointManifest,
+} from './checkpoint-manifest';
 import { artifactHeader, formatIssuePath } from './common';
 import { readContract, writeContract } from './contract-files';
 import { contractIssues, parseContract } from './parse-contract';
 
+// The sample contract is scenimefy-checkpoint v1 on its own (the current v2 reads it too, as an older version).
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-checkpoint-v1.json'), 'utf8');
 const example = (): CheckpointManifest => checkpointManifestSchema.parse(JSON.parse(exampleText));
 

@@ -27,10 +27,20 @@ export interface JsonSchemaFile {
   text: string;
 }
 
-/** The committed schema files, in format order. Deterministic: zod emits keys in schema declaration order. */
+/**
+ * The committed schema files: per format, the current version and each older version it still reads (so a tool
+ * can validate an old file by its own `formatVersion`). Deterministic: zod emits keys in schema declaration order.
+ */
 export function contractJsonSchemaFiles(): JsonSchemaFile[] {
-  return Object.values(CONTRACTS).map((contract: Contract<ArtifactHeader>) => ({
-    fileName: `${contract.format}-v${contract.formatVersion}.schema.json`,
-    text: `${JSON.stringify(contractJsonSchema(contract), null, 2)}\n`,
-  }));
+  return Object.values(CONTRACTS).flatMap((contract: Contract<ArtifactHeader>) =>
+    [
+      contract,
+      ...(contract.olderVersions ?? []).map((older) => ({ ...contract, formatVersion: older.formatVersion, schema: older.schema })),
+    ]
+      .sort((a, b) => a.formatVersion - b.formatVersion)
+      .map((version) => ({
+        fileName: `${version.format}-v${version.formatVersion}.schema.json`,
+        text: `${JSON.stringify(contractJsonSchema(version as Contract<ArtifactHeader>), null, 2)}\n`,
+      })),
+  );
 }

@@ -3,9 +3,17 @@ import * as path from 'node:path';
 
 import { contractRejection, makeTempDir, type TempDir } from '@scenimefy/test-utils';
 
-import { readRunManifest, writeRunManifest } from './contract-files';
+import { readContract, writeContract } from './contract-files';
 import { parseContract } from './parse-contract';
-import { runContract, runManifestSchema, type RunManifest } from './run-manifest';
+import { runContractV1, runManifestV1Schema, type RunManifestV1 } from './run-manifest';
+
+// v1 on its own contract: the files Scenimefy.js 0.1 wrote are checked by these rules before their upgrade to v2
+// (run-manifest-v2.test.ts).
+const runContract = runContractV1;
+const runManifestSchema = runManifestV1Schema;
+type RunManifest = RunManifestV1;
+const readRunManifest = (file: string): Promise<RunManifest> => readContract(file, runContractV1);
+const writeRunManifest = (file: string, m: RunManifest): Promise<void> => writeContract(file, runContractV1, m);
 
 const exampleText = readFileSync(path.join(__dirname, 'examples', 'scenimefy-run-v1.json'), 'utf8');
 const example = (): RunManifest => runManifestSchema.parse(JSON.parse(exampleText));

@@ -35,7 +35,7 @@ import {
   saveTrainingCheckpoint,
   type LoadedTrainingCheckpoint,
   type TrainingCheckpointState,
-} from './checkpoint';
+} from './semi-cut-checkpoint';
 import { createSemiCutModel, type SemiCutBatch, type SemiCutModel, type SemiCutNetworks } from './semi-cut';
 
 const META = { generatedBy: { name: '@scenimefy/i2i-core', version: '0.1.0' } };

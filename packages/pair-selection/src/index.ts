@@ -1,0 +1,5 @@
+/**
+ * @module @scenimefy/pair-selection
+ * Only the names exported here are public.
+ */
+export { PACKAGE_NAME, PACKAGE_VERSION } from './version';
