@@ -95,6 +95,11 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       integerFlag('--max-pixels', 1),
     )
     .option(
+      '--max-memory <GiB>',
+      'refuse, before decoding, an image whose translation is estimated to need more memory than this (default 16; README: Limits)',
+      integerFlag('--max-memory', 1),
+    )
+    .option(
       '--tile <mode>',
       "exact tiled inference, same result in bounded memory: 'auto' (tiles of 128 px above 512×768 = 393,216 pixels), 'off', or a tile size in pixels (multiple of 4)",
       parseTile,

@@ -1,6 +1,8 @@
 /**
  * @module @scenimefy/i2i-core
- * The Scenimefy translation model in TF.js and the building blocks other stages reuse. Only the names exported
+ * The Scenimefy translation model in TF.js and the building blocks other stages reuse, for Node: every name of the
+ * browser entry (`@scenimefy/i2i-core/browser`, browser.ts) plus onnxruntime-node as the engine's default runtime,
+ * the file-based `Translator`, model resolution and the download cache, and training. Only the names exported
  * here are public.
  */
 
@@ -40,16 +42,24 @@ export {
   loadGeneratorWeights,
 } from './networks/generator';
 export type {
-  Float32TensorData,
   GeneratorInitOptions,
   GeneratorWeights,
   ResnetGenerator,
   ResnetGeneratorConfig,
   ResnetGeneratorOptions,
-  StateDictEntrySpec,
-  StateDictLike,
-  StateDictReadOptions,
 } from './networks/generator';
+export type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './networks/tensor-types';
+export {
+  assignPyTorchWeights,
+  countParameters,
+  float32Of,
+  hwioFromOihw,
+  oihwFromHwio,
+  pyTorchStateDict,
+  stripPrefix,
+} from './networks/state-dict';
+export { RESNET_9BLOCKS, generatorModuleIndices } from './networks/generator-layout';
+export type { GeneratorModuleIndices } from './networks/generator-layout';
 
 export {
   DEFAULT_GENERATOR_OPSET,
@@ -57,28 +67,52 @@ export {
   GENERATOR_OUTPUT_NAME,
   MAX_GENERATOR_OPSET,
   exportGeneratorOnnx,
-  exportGeneratorOnnxFile,
   generatorStateDictFromOnnx,
   generatorStateDictShapes,
   validatedGeneratorStateDict,
 } from './export/onnx';
 export type { GeneratorLayout, GeneratorOnnxOptions, UpsampleMode } from './export/onnx';
-export { createOnnxSession, listedOnnxBackends, runGenerator } from './infer/onnx-session';
+export { exportGeneratorOnnxFile } from './export/onnx-file';
+export { runGenerator } from './infer/onnx-session';
 export type { OnnxDevice, OnnxSession, OnnxSessionOptions } from './infer/onnx-session';
+export { isOrtRuntime } from './infer/ort-runtime';
+export type { OrtInferenceSession, OrtRuntime, OrtSessionOptions, OrtTensor } from './infer/ort-runtime';
+export { createOnnxSession, createTiledGenerator } from './infer/node-engine';
+export { listedOnnxBackends, nodeOrtRuntime } from './infer/node-runtime';
+export type { NodeOrtRuntime } from './infer/node-runtime';
 
 export {
   DEFAULT_TILE_PIXEL_BUDGET,
+  ImageTranslator,
   MIN_MODEL_SIDE,
-  Translator,
-} from './infer/translator';
-export type { TileSetting, TranslateOptions, TranslateResult, TranslatorOptions } from './infer/translator';
+  checkTileSetting,
+  createImageTranslator,
+  modelInputSize,
+} from './infer/image-translator';
+export type { GeneratorModel, ImageTranslateOptions, ImageTranslatorOptions, TileSetting, TranslateResult } from './infer/image-translator';
+export { Translator } from './infer/translator';
+export { DEFAULT_TRANSLATE_MEMORY_BUDGET, estimateTranslateMemory, maxTranslatePixels } from './infer/memory-estimate';
+export type { TranslateMemoryEstimate, TranslateMemoryOptions } from './infer/memory-estimate';
+export type { TranslateOptions, TranslatorOptions } from './infer/translator';
+export { generatorFileFormat, generatorModelFromBytes, generatorStateDictOf } from './models/model-bytes';
+export type { GeneratorFileFormat, GeneratorFromBytes, GeneratorFromBytesOptions } from './models/model-bytes';
 export { resolveModel } from './infer/model-source';
 export type { ModelSourceKind, ResolveModelOptions, ResolvedModel } from './infer/model-source';
-export { DEFAULT_MODEL, MODEL_KINDS, MODEL_REGISTRY, findModel, resolveRegistry } from './models/model-registry';
-export type { ModelEntry, ModelKind, RegistryEnv } from './models/model-registry';
+export {
+  DEFAULT_MODEL,
+  MODEL_KINDS,
+  MODEL_REGISTRY,
+  findModelIn,
+  parseModelManifest,
+  registryEntries,
+  registryOfKind,
+} from './models/model-registry';
+export type { ModelEntry, ModelKind, RegistryOverrides } from './models/model-registry';
+export { findModel, resolveRegistry } from './models/model-registry-env';
+export type { RegistryEnv } from './models/model-registry-env';
 export { cachedModelPath, fetchModel, isModelCached, modelCacheDir } from './models/model-cache';
 export type { CacheEnv, CachedModel, DownloadProgress, FetchModelOptions } from './models/model-cache';
-export { DEFAULT_TILE_SIZE, createTiledGenerator, planTiles } from './infer/tiled-generator';
+export { DEFAULT_TILE_SIZE, planTiles } from './infer/tiled-generator';
 export type { TiledGenerator, TiledGeneratorOptions, TileRect } from './infer/tiled-generator';
 
 export { LSGAN_FAKE_LABEL, LSGAN_REAL_LABEL, lsganDiscriminatorLoss, lsganGeneratorLoss, lsganLoss } from './losses/gan';

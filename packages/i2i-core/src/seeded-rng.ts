@@ -4,7 +4,7 @@
  * Hand-written because no PRNG library is a dependency of i2i-core and the state must be exportable; the same
  * generator serves the patch ids (networks/patch-sample.ts) and the data loaders (train/data.ts).
  */
-import { UsageError } from '@scenimefy/io';
+import { UsageError } from '@scenimefy/io/core';
 
 /** Four unsigned 32-bit words, not all zero. */
 export type RngWords = [number, number, number, number];

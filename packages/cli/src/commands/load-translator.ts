@@ -11,6 +11,8 @@ export interface ModelFlags {
   device?: 'cpu' | 'cuda';
   tile?: TileSetting;
   offline?: boolean;
+  /** GiB (translate's --max-memory). */
+  maxMemory?: number;
 }
 
 /**
@@ -30,6 +32,7 @@ export async function loadTranslator(flags: ModelFlags, out: Output): Promise<Tr
     device: flags.device,
     tile: flags.tile,
     offline: flags.offline ? true : undefined,
+    maxMemory: flags.maxMemory !== undefined ? flags.maxMemory * 2 ** 30 : undefined,
     onDownloadStart: (entry, url) => {
       out.info(`downloading ${entry.file} (${megabytes(entry.bytes)} MB) from ${url} — once; it is kept in the cache`);
       out.event({ event: 'download-start', model: entry.name, url, bytes: entry.bytes });

@@ -25,6 +25,7 @@ export interface TranslateFlags {
   roundOutput: boolean;
   exif: boolean;
   maxPixels?: number;
+  maxMemory?: number;
   threads?: number;
   device: 'cpu' | 'cuda';
   tile: TileSetting;

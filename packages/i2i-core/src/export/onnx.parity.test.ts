@@ -4,7 +4,8 @@ import { describeIfFixture, loadReferenceFixture, referenceFixturePath } from '@
 import type { ReferenceFixture } from '@scenimefy/test-utils';
 import { onnx } from 'onnx-proto';
 
-import { createOnnxSession, runGenerator } from '../infer/onnx-session';
+import { createOnnxSession } from '../infer/node-engine';
+import { runGenerator } from '../infer/onnx-session';
 import type { OnnxSession } from '../infer/onnx-session';
 import { exportGeneratorOnnx } from './onnx';
 import type { UpsampleMode } from './onnx';

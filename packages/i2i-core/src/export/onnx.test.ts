@@ -6,16 +6,17 @@ import { ModelFormatError, UsageError, tensorToFloat32 } from '@scenimefy/io';
 import type { TensorData, TensorMap } from '@scenimefy/io';
 import { onnx } from 'onnx-proto';
 
-import { createOnnxSession, runGenerator } from '../infer/onnx-session';
+import { createOnnxSession } from '../infer/node-engine';
+import { runGenerator } from '../infer/onnx-session';
 import {
   MAX_GENERATOR_OPSET,
   exportGeneratorOnnx,
-  exportGeneratorOnnxFile,
   generatorStateDictFromOnnx,
   generatorStateDictShapes,
   validatedGeneratorStateDict,
 } from './onnx';
 import type { UpsampleMode } from './onnx';
+import { exportGeneratorOnnxFile } from './onnx-file';
 
 function f32(shape: readonly number[], values: Float32Array): TensorData {
   return { dtype: 'F32', shape: [...shape], bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };

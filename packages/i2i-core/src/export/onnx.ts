@@ -4,11 +4,27 @@
  * reference module, and H, W (and the batch) stay dynamic.
  */
 
-import { DTYPE_BYTES, ModelFormatError, UsageError, numel, tensorToFloat32, writeFileAtomic } from '@scenimefy/io';
-import type { TensorData, TensorMap } from '@scenimefy/io';
+import { DTYPE_BYTES, ModelFormatError, UsageError, numel, tensorToFloat32 } from '@scenimefy/io/core';
+import type { TensorData, TensorMap } from '@scenimefy/io/core';
 import { onnx } from 'onnx-proto';
 
+import { INSTANCE_NORM_EPS } from '../layers/instance-norm';
+import { UPSAMPLE_FILTER } from '../networks/blur';
 import { generatorStateDictSpec } from '../networks/generator';
+import { RESNET_9BLOCKS, generatorModuleIndices } from '../networks/generator-layout';
+import {
+  FLOAT,
+  OnnxGraphBuilder,
+  floatAttr,
+  floatTensor,
+  int64Tensor,
+  intAttr,
+  intsAttr,
+  irVersionForOpset,
+  littleEndianBytes,
+  stringAttr,
+  tensorValueInfo,
+} from '../onnx/graph-builder';
 import { PACKAGE_VERSION } from '../version';
 
 export const GENERATOR_INPUT_NAME = 'input';
@@ -53,16 +69,12 @@ export interface GeneratorLayout {
   blocks: number;
 }
 
-const N_BLOCKS = 9;
-const FIRST_BLOCK = 12;
-const IN_EPSILON = 1e-5;
-// model.21/25.filt = outer([1,3,3,1], [1,3,3,1]) / 64 · 4 (SPEC §1) = outer(UP_FILTER_1D, UP_FILTER_1D).
-const UP_FILTER_1D = [1, 3, 3, 1].map((v) => v / 4);
+const LAYOUT = generatorModuleIndices(RESNET_9BLOCKS);
 
 /** Every key of the generator's state dict (SPEC §2 order) with its expected shape for a given ngf. */
 export function generatorStateDictShapes(ngf: number): Map<string, readonly number[]> {
   // One table of keys and shapes for the whole package: the TF.js network's (resnet_9blocks, RGB in and out).
-  const spec = generatorStateDictSpec({ ngf, inputNc: 3, outputNc: 3, nBlocks: N_BLOCKS });
+  const spec = generatorStateDictSpec({ ngf, inputNc: 3, outputNc: 3, nBlocks: RESNET_9BLOCKS });
   return new Map([...spec].map(([key, entry]) => [key, entry.shape]));
 }
 
@@ -135,7 +147,7 @@ export function validatedGeneratorStateDict(
   // Canonical (SPEC §2) order, whatever order the source listed them in.
   const ordered = new Map<string, TensorData>();
   for (const key of expected.keys()) ordered.set(key, tensors.get(key) as TensorData);
-  return { layout: { ngf, blocks: N_BLOCKS }, tensors: ordered };
+  return { layout: { ngf, blocks: RESNET_9BLOCKS }, tensors: ordered };
 }
 
 /** A serialized ONNX ModelProto of the generator: input `input` [batch,3,height,width], output `output`. */
@@ -152,8 +164,8 @@ export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnx
   const where = options.source ?? 'state dict';
   let upsample: 'conv-transpose' | 'resize' = requested === 'auto' ? 'resize' : requested;
   if (requested !== 'conv-transpose') {
-    for (const key of ['model.21.filt', 'model.25.filt']) {
-      const problem = nonStandardFilterProblem(tensors, key, UP_FILTER_1D);
+    for (const key of [`model.${LAYOUT.up1}.filt`, `model.${LAYOUT.up2}.filt`]) {
+      const problem = nonStandardFilterProblem(tensors, key, UPSAMPLE_FILTER);
       if (problem === undefined) continue;
       if (requested === 'auto') {
         upsample = 'conv-transpose';
@@ -166,20 +178,21 @@ export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnx
     }
   }
 
-  const g = new GraphBuilder(tensors);
+  const g = new GeneratorGraph(tensors);
   const { ngf } = layout;
+  const model = (i: number): string => `model.${i}`;
   let x = GENERATOR_INPUT_NAME;
   x = g.pad(x, 3, 'reflect');
-  x = g.conv(x, 'model.1', { pad: 0 });
+  x = g.conv(x, model(LAYOUT.stemConv), { pad: 0 });
   x = g.relu(g.instanceNorm(x, ngf));
-  x = g.conv(x, 'model.4', { pad: 1 });
+  x = g.conv(x, model(LAYOUT.downConv1), { pad: 1 });
   x = g.relu(g.instanceNorm(x, 2 * ngf));
-  x = g.downsample(x, 'model.7', 2 * ngf);
-  x = g.conv(x, 'model.8', { pad: 1 });
+  x = g.downsample(x, model(LAYOUT.down1), 2 * ngf);
+  x = g.conv(x, model(LAYOUT.downConv2), { pad: 1 });
   x = g.relu(g.instanceNorm(x, 4 * ngf));
-  x = g.downsample(x, 'model.11', 4 * ngf);
+  x = g.downsample(x, model(LAYOUT.down2), 4 * ngf);
   for (let b = 0; b < layout.blocks; b++) {
-    const block = `model.${FIRST_BLOCK + b}.conv_block`;
+    const block = `${model(LAYOUT.firstBlock + b)}.conv_block`;
     let y = g.pad(x, 1, 'reflect');
     y = g.conv(y, `${block}.1`, { pad: 0 });
     y = g.relu(g.instanceNorm(y, 4 * ngf));
@@ -188,22 +201,19 @@ export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnx
     y = g.instanceNorm(y, 4 * ngf);
     x = g.add(x, y);
   }
-  x = upsample === 'resize' ? g.resizeUp2(x) : g.upsampleTransposed(x, 'model.21', 4 * ngf);
-  x = g.conv(x, 'model.22', { pad: 1 });
+  x = upsample === 'resize' ? g.resizeUp2(x) : g.upsampleTransposed(x, model(LAYOUT.up1), 4 * ngf);
+  x = g.conv(x, model(LAYOUT.upConv1), { pad: 1 });
   x = g.relu(g.instanceNorm(x, 2 * ngf));
-  x = upsample === 'resize' ? g.resizeUp2(x) : g.upsampleTransposed(x, 'model.25', 2 * ngf);
-  x = g.conv(x, 'model.26', { pad: 1 });
+  x = upsample === 'resize' ? g.resizeUp2(x) : g.upsampleTransposed(x, model(LAYOUT.up2), 2 * ngf);
+  x = g.conv(x, model(LAYOUT.upConv2), { pad: 1 });
   x = g.relu(g.instanceNorm(x, ngf));
   x = g.pad(x, 3, 'reflect');
-  x = g.conv(x, 'model.30', { pad: 0 });
+  x = g.conv(x, model(LAYOUT.headConv), { pad: 0 });
   g.node('Tanh', [x], [], GENERATOR_OUTPUT_NAME);
+  g.inputs.push(tensorValueInfo(GENERATOR_INPUT_NAME, FLOAT, ['batch', 3, 'height', 'width']));
+  // Sizes that are not multiples of 4 grow (258 → 260, SPEC §1), so the output dims get their own names.
+  g.outputs.push(tensorValueInfo(GENERATOR_OUTPUT_NAME, FLOAT, ['batch', 3, 'out_height', 'out_width']));
 
-  const imageType = (dims: Array<string | number>): onnx.ITypeProto => ({
-    tensorType: {
-      elemType: onnx.TensorProto.DataType.FLOAT,
-      shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-    },
-  });
   const metadata: Record<string, string> = {
     'scenimefy.network': 'netG',
     'scenimefy.architecture': 'resnet_9blocks',
@@ -212,7 +222,7 @@ export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnx
     'scenimefy.input_range': '[-1, 1]',
     ...options.metadata,
   };
-  const model: onnx.IModelProto = {
+  return g.encode({
     irVersion: irVersionForOpset(opset),
     opsetImport: [{ domain: '', version: opset }],
     producerName: options.producerName ?? '@scenimefy/i2i-core',
@@ -221,22 +231,9 @@ export function exportGeneratorOnnx(stateDict: TensorMap, options: GeneratorOnnx
       options.docString ??
       'Scenimefy generator (CUT ResnetGenerator, resnet_9blocks, antialiased). Input: RGB in [-1, 1], NCHW. ' +
         'Output: tanh RGB in [-1, 1]; same size as the input when height and width are multiples of 4.',
-    graph: {
-      name: options.name ?? 'scenimefy_generator',
-      node: g.nodes,
-      initializer: g.initializers,
-      input: [{ name: GENERATOR_INPUT_NAME, type: imageType(['batch', 3, 'height', 'width']) }],
-      // Sizes that are not multiples of 4 grow (258 → 260, SPEC §1), so the output dims get their own names.
-      output: [{ name: GENERATOR_OUTPUT_NAME, type: imageType(['batch', 3, 'out_height', 'out_width']) }],
-    },
+    graphName: options.name ?? 'scenimefy_generator',
     metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-  };
-  return onnx.ModelProto.encode(model).finish();
-}
-
-/** Export the generator to `outFile` (written atomically: a reader never sees a partial model). */
-export async function exportGeneratorOnnxFile(stateDict: TensorMap, outFile: string, options: GeneratorOnnxOptions = {}): Promise<void> {
-  await writeFileAtomic(outFile, exportGeneratorOnnx(stateDict, options));
+  });
 }
 
 /**
@@ -277,8 +274,8 @@ export function generatorStateDictFromOnnx(bytes: Uint8Array, file?: string): Te
   if (upsample === 'resize' && ngf !== undefined) {
     // A 'resize' export is only written when both buffers are the standard filter, so they are restored as such.
     for (const [key, channels] of [
-      ['model.21.filt', 4 * ngf],
-      ['model.25.filt', 2 * ngf],
+      [`model.${LAYOUT.up1}.filt`, 4 * ngf],
+      [`model.${LAYOUT.up2}.filt`, 2 * ngf],
     ] as const) {
       if (!stateDict.has(key)) stateDict.set(key, standardUpsampleFilter(channels));
     }
@@ -286,10 +283,12 @@ export function generatorStateDictFromOnnx(bytes: Uint8Array, file?: string): Te
   return validatedGeneratorStateDict(stateDict, { source: file }).tensors;
 }
 
-/** The reference's Upsample buffer: outer(UP_FILTER_1D, UP_FILTER_1D) for every channel, [C, 1, 4, 4]. */
+/** The reference's Upsample buffer: UPSAMPLE_FILTER for every channel, [C, 1, 4, 4]. */
 function standardUpsampleFilter(channels: number): TensorData {
-  const kernel = UP_FILTER_1D.flatMap((a) => UP_FILTER_1D.map((b) => a * b));
-  const values = Float32Array.from({ length: channels * kernel.length }, (_, i) => kernel[i % kernel.length] ?? NaN);
+  const values = Float32Array.from(
+    { length: channels * UPSAMPLE_FILTER.length },
+    (_, i) => UPSAMPLE_FILTER[i % UPSAMPLE_FILTER.length] ?? NaN,
+  );
   return { dtype: 'F32', shape: [channels, 1, 4, 4], bytes: littleEndianBytes(values) };
 }
 
@@ -298,26 +297,17 @@ function firstLine(error: unknown): string {
   return message.split('\n')[0] ?? message;
 }
 
-/** IR version that goes with an opset (onnx/helper.py VERSION_TABLE). */
-function irVersionForOpset(opset: number): number {
-  if (opset <= 18) return 8;
-  if (opset <= 20) return 9;
-  if (opset <= 22) return 10;
-  return 11;
-}
-
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** Why the k×k depthwise `filt` buffer is not outer(taps1d, taps1d) in every channel, or undefined when it is. */
-function nonStandardFilterProblem(tensors: Map<string, TensorData>, key: string, taps1d: readonly number[]): string | undefined {
+/** Why the depthwise `filt` buffer is not `filter` in every channel, or undefined when it is. */
+function nonStandardFilterProblem(tensors: Map<string, TensorData>, key: string, filter: Readonly<Float32Array>): string | undefined {
   const tensor = tensors.get(key);
   if (tensor === undefined) return 'missing';
-  const k = taps1d.length;
   const values = tensorToFloat32(tensor);
   for (let i = 0; i < values.length; i++) {
-    const expected = (taps1d[Math.floor((i % (k * k)) / k)] ?? NaN) * (taps1d[i % k] ?? NaN);
+    const expected = filter[i % filter.length] ?? NaN;
     if (!(Math.abs((values[i] ?? NaN) - expected) <= 1e-6)) return `entry ${i} is ${values[i]}, expected ${expected}`;
   }
   return undefined;
@@ -330,56 +320,24 @@ function float32Bytes(tensor: TensorData): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
-/** Accumulates nodes and initializers; every method returns the name of the value it produces. */
-class GraphBuilder {
-  readonly nodes: onnx.INodeProto[] = [];
-  readonly initializers: onnx.ITensorProto[] = [];
-  private readonly shared = new Map<string, string>();
-  private counter = 0;
-
-  constructor(private readonly tensors: Map<string, TensorData>) {}
-
-  node(op: string, inputs: string[], attributes: onnx.IAttributeProto[] = [], output?: string): string {
-    const out = output ?? `${op.toLowerCase()}_${this.counter}`;
-    this.nodes.push({
-      name: `${op}_${this.counter}`,
-      opType: op,
-      input: inputs,
-      output: [out],
-      attribute: attributes,
-    });
-    this.counter++;
-    return out;
+/** The generator's layers as ONNX nodes; every method returns the name of the value it produces. */
+class GeneratorGraph extends OnnxGraphBuilder {
+  constructor(private readonly tensors: Map<string, TensorData>) {
+    super();
   }
 
   /** An initializer from the state dict, named after its key. */
   weight(key: string): string {
-    if (!this.shared.has(key)) {
+    return this.initializer(key, () => {
       const tensor = this.tensors.get(key);
       if (tensor === undefined) throw new ModelFormatError(`state dict: missing '${key}'`);
-      this.initializers.push({
-        name: key,
-        dataType: onnx.TensorProto.DataType.FLOAT,
-        dims: [...tensor.shape],
-        rawData: float32Bytes(tensor),
-      });
-      this.shared.set(key, key);
-    }
-    return key;
-  }
-
-  /** A constant initializer, created once per distinct name. */
-  constant(name: string, dims: number[], dataType: onnx.TensorProto.DataType, bytes: Uint8Array): string {
-    if (!this.shared.has(name)) {
-      this.initializers.push({ name, dataType, dims, rawData: bytes });
-      this.shared.set(name, name);
-    }
-    return name;
+      return { dataType: FLOAT, dims: [...tensor.shape], rawData: float32Bytes(tensor) };
+    });
   }
 
   pad(x: string, p: number, mode: 'reflect' | 'edge'): string {
     // Pads' opset ≥ 11 form: the amounts are an int64 input, all begins then all ends, for N, C, H, W.
-    const pads = this.constant(`pads_hw${p}`, [8], onnx.TensorProto.DataType.INT64, int64Bytes([0, 0, p, p, 0, 0, p, p]));
+    const pads = this.initializer(`pads_hw${p}`, () => int64Tensor('', [0, 0, p, p, 0, 0, p, p]));
     return this.node('Pad', [x, pads], [stringAttr('mode', mode)]);
   }
 
@@ -395,9 +353,9 @@ class GraphBuilder {
 
   instanceNorm(x: string, channels: number): string {
     // IN has no parameters in the reference (affine=False); ONNX needs scale and bias, so they are 1 and 0.
-    const scale = this.constant(`in_scale_${channels}`, [channels], onnx.TensorProto.DataType.FLOAT, float32Fill(channels, 1));
-    const bias = this.constant(`in_bias_${channels}`, [channels], onnx.TensorProto.DataType.FLOAT, float32Fill(channels, 0));
-    return this.node('InstanceNormalization', [x, scale, bias], [floatAttr('epsilon', IN_EPSILON)]);
+    const scale = this.initializer(`in_scale_${channels}`, () => floatTensor('', [channels], new Float32Array(channels).fill(1)));
+    const bias = this.initializer(`in_bias_${channels}`, () => floatTensor('', [channels], new Float32Array(channels)));
+    return this.node('InstanceNormalization', [x, scale, bias], [floatAttr('epsilon', INSTANCE_NORM_EPS)]);
   }
 
   relu(x: string): string {
@@ -434,41 +392,7 @@ class GraphBuilder {
 
   /** Bilinear ×2 with align_corners=False, equal to the transposed blur (SPEC §1 closed form). */
   resizeUp2(x: string): string {
-    const scales = this.constant('resize_scales_x2', [4], onnx.TensorProto.DataType.FLOAT, float32Bytes4([1, 1, 2, 2]));
+    const scales = this.initializer('resize_scales_x2', () => floatTensor('', [4], new Float32Array([1, 1, 2, 2])));
     return this.node('Resize', [x, '', scales], [stringAttr('mode', 'linear'), stringAttr('coordinate_transformation_mode', 'half_pixel')]);
   }
-}
-
-function intAttr(name: string, i: number): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INT, i };
-}
-
-function intsAttr(name: string, ints: number[]): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints };
-}
-
-function floatAttr(name: string, f: number): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f };
-}
-
-function stringAttr(name: string, value: string): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) };
-}
-
-function int64Bytes(values: number[]): Uint8Array {
-  const out = new BigInt64Array(values.map((v) => BigInt(v)));
-  return littleEndianBytes(out);
-}
-
-function float32Fill(n: number, value: number): Uint8Array {
-  return littleEndianBytes(new Float32Array(n).fill(value));
-}
-
-function float32Bytes4(values: number[]): Uint8Array {
-  return littleEndianBytes(new Float32Array(values));
-}
-
-function littleEndianBytes(view: BigInt64Array | Float32Array): Uint8Array {
-  // Typed arrays use the host's byte order; ONNX raw_data is little-endian, like every host Node supports.
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }

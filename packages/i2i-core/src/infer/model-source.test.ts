@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
@@ -158,6 +159,21 @@ describeIfFixture('i2i/netG-ngf16.pth', 'resolveModel', () => {
       `${netD}: no generator weights (expected "model.1.weight" or "netG.model.1.weight"; found model.0.weight, model.0.bias, model.2.filt, …)`,
     );
   });
+
+  it('refuses a FIFO or a device as --model by name instead of blocking on it (issue 12 #5)', async () => {
+    const fifo = path.join(tmp.dir, 'model.pth');
+    execFileSync('mkfifo', [fifo]);
+    // Before the fix the first bytes were read from the pipe, which blocks until a writer comes: the test timed out.
+    await expect(resolveModel(fifo)).rejects.toThrow(
+      new InputError('cannot read the model: is a FIFO (named pipe), not a regular file', { file: fifo }).message,
+    );
+    const link = path.join(tmp.dir, 'zero.safetensors');
+    await fsp.symlink('/dev/zero', link);
+    await expect(resolveModel(link)).rejects.toThrow(
+      new InputError('cannot read the model: is a symbolic link to "/dev/zero", a character device, not a regular file', { file: link })
+        .message,
+    );
+  }, 10_000);
 
   it('downloads the default model once from a mirror, converts it to ONNX once, then works offline', async () => {
     const bytes = await fsp.readFile(pth);

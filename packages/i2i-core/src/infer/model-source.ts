@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import {
   InputError,
   ModelFormatError,
-  detectWeightsFormat,
+  assertRegularFile,
   readRunManifest,
   readWeights,
   writeFileAtomic,
@@ -21,8 +21,10 @@ import {
 } from '@scenimefy/io';
 
 import { exportGeneratorOnnx, generatorStateDictFromOnnx } from '../export/onnx';
+import { generatorFileFormat, generatorModelFromBytes, generatorStateDictOf } from '../models/model-bytes';
 import { fetchModel, type FetchModelOptions } from '../models/model-cache';
-import { DEFAULT_MODEL, findModel, resolveRegistry } from '../models/model-registry';
+import { DEFAULT_MODEL } from '../models/model-registry';
+import { findModel, resolveRegistry } from '../models/model-registry-env';
 import { latestCheckpoint } from '../store/checkpoint-store';
 
 export type ModelSourceKind = 'registry' | 'pytorch' | 'safetensors' | 'scenimefy-checkpoint' | 'onnx';
@@ -43,21 +45,6 @@ export interface ResolveModelOptions extends FetchModelOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Strip the `netG.` prefix of scenimefy checkpoints when present; refuse a file without generator keys. */
-function generatorKeys(tensors: TensorMap, file: string): TensorMap {
-  if (tensors.has('model.1.weight')) return tensors;
-  if (tensors.has('netG.model.1.weight')) {
-    const out: TensorMap = new Map();
-    for (const [k, t] of tensors) if (k.startsWith('netG.')) out.set(k.slice('netG.'.length), t);
-    return out;
-  }
-  const some = [...tensors.keys()].slice(0, 3).join(', ');
-  throw new ModelFormatError(
-    `no generator weights (expected "model.1.weight" or "netG.model.1.weight"; found ${some || 'no tensors'}${tensors.size > 3 ? ', …' : ''})`,
-    { file },
-  );
-}
-
 /** Resolve `spec` (a path, a registry name, or undefined for the default) to weights and an ONNX graph. */
 export async function resolveModel(spec: string | undefined, options: ResolveModelOptions = {}): Promise<ResolvedModel> {
   const env = options.env ?? process.env;
@@ -72,18 +59,29 @@ export async function resolveModel(spec: string | undefined, options: ResolveMod
     }
     throw new InputError(`cannot read (${error.code})`, { file: spec });
   });
-  if (stat.isDirectory() && (await isRunFolder(spec))) return resolveRunModel(spec);
-  const kind = stat.isDirectory() ? 'scenimefy-checkpoint' : await detectWeightsFormat(spec);
-  if (kind === 'onnx') {
-    const bytes = await fsp.readFile(spec);
-    return { kind, description: spec, file: spec, stateDict: generatorStateDictFromOnnx(bytes, spec), onnx: spec };
+  if (stat.isDirectory()) {
+    if (await isRunFolder(spec)) return resolveRunModel(spec);
+    const stateDict = generatorStateDictOf((await readWeights(spec)).tensors, spec);
+    return {
+      kind: 'scenimefy-checkpoint',
+      description: `checkpoint ${spec}`,
+      file: spec,
+      stateDict,
+      onnx: exportGeneratorOnnx(stateDict, { source: spec }),
+    };
   }
-  if (kind === undefined) {
+  // Only a regular file (links followed) is read: a FIFO would block the read forever, a device never ends.
+  await assertRegularFile(spec, 'the model');
+  const bytes = await fsp.readFile(spec).catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`cannot read (${error.code ?? 'EIO'})`, { file: spec, cause: error });
+  });
+  const format = generatorFileFormat(bytes, spec);
+  if (format === undefined) {
     throw new ModelFormatError('not a model file (expected .pth/.pt, .safetensors, .onnx or a checkpoint folder)', { file: spec });
   }
-  const stateDict = generatorKeys((await readWeights(spec)).tensors, spec);
-  const description = kind === 'scenimefy-checkpoint' ? `checkpoint ${spec}` : spec;
-  return { kind, description, file: spec, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: spec }) };
+  const model = generatorModelFromBytes(bytes, spec);
+  // onnxruntime reads a user's .onnx itself; the bytes read here only gave the weights.
+  return { kind: format, description: spec, file: spec, stateDict: model.stateDict, onnx: format === 'onnx' ? spec : model.onnx };
 }
 
 /** A folder with run.json and no checkpoint.json of its own: a training run, not a checkpoint. */
@@ -98,7 +96,7 @@ async function resolveRunModel(runFolder: string): Promise<ResolvedModel> {
   await readRunManifest(path.join(runFolder, 'run.json'));
   const folder = await latestCheckpoint(runFolder);
   if (folder === undefined) throw new InputError('training run has no complete checkpoint yet (checkpoints/iter-*)', { file: runFolder });
-  const stateDict = generatorKeys((await readWeights(folder)).tensors, folder);
+  const stateDict = generatorStateDictOf((await readWeights(folder)).tensors, folder);
   const description = `run ${runFolder}, checkpoint ${path.basename(folder)}`;
   return { kind: 'scenimefy-checkpoint', description, file: folder, stateDict, onnx: exportGeneratorOnnx(stateDict, { source: folder }) };
 }
@@ -111,7 +109,7 @@ async function resolveRegistryModel(name: string, options: ResolveModelOptions):
     const stateDict = generatorStateDictFromOnnx(await fsp.readFile(cached.file), cached.file);
     return { kind: 'registry', description: `${entry.name} (${cached.file})`, file: cached.file, stateDict, onnx: cached.file };
   }
-  const stateDict = generatorKeys((await readWeights(cached.file)).tensors, cached.file);
+  const stateDict = generatorStateDictOf((await readWeights(cached.file)).tensors, cached.file);
   const onnxFile = path.join(path.dirname(cached.file), 'model.onnx');
   const tagFile = `${onnxFile}.source-sha256`;
   const tag = await fsp.readFile(tagFile, 'utf8').catch(() => '');

@@ -1,110 +1,91 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
+import { BackendError, ModelFormatError, UsageError, readTorchStateDict } from '@scenimefy/io';
+import { describeIfFixture, referenceFixturePath } from '@scenimefy/test-utils';
+import * as ort from 'onnxruntime-node';
 
-import { BackendError, InputError, ModelFormatError, UsageError } from '@scenimefy/io';
-import { onnx } from 'onnx-proto';
+import { exportGeneratorOnnx } from '../export/onnx';
+import { createOnnxSession, runGenerator } from './onnx-session';
+import { isOrtRuntime, type OrtRuntime, type OrtSessionOptions } from './ort-runtime';
+import { createTiledGenerator } from './tiled-generator';
 
-import { createOnnxSession, listedOnnxBackends, runGenerator } from './onnx-session';
-
-/** A stand-in "generator" y = tanh(x) with the exported generator's I/O signature. */
-function tanhModel(extraInput = false): Uint8Array {
-  const image = (name: string): onnx.IValueInfoProto => ({
-    name,
-    type: {
-      tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
-        shape: { dim: [{ dimParam: 'batch' }, { dimValue: 3 }, { dimParam: 'height' }, { dimParam: 'width' }] },
+/** onnxruntime-node behind a runtime that records what the engine asks of it. */
+function recordingRuntime(): OrtRuntime & { sessions: OrtSessionOptions[]; tensors: number } {
+  const record = {
+    sessions: [] as OrtSessionOptions[],
+    tensors: 0,
+    InferenceSession: {
+      create: (async (model: Uint8Array, options: OrtSessionOptions) => {
+        record.sessions.push(options);
+        return ort.InferenceSession.create(model, options);
+      }) as OrtRuntime['InferenceSession']['create'],
+    },
+    Tensor: new Proxy(ort.Tensor, {
+      construct(target, args) {
+        record.tensors++;
+        return Reflect.construct(target, args);
       },
-    },
-  });
-  return onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'tanh',
-      node: extraInput
-        ? [{ opType: 'Add', input: ['input', 'other'], output: ['output'] }]
-        : [{ opType: 'Tanh', input: ['input'], output: ['output'] }],
-      input: extraInput ? [image('input'), image('other')] : [image('input')],
-      output: [image('output')],
-    },
-  }).finish();
+    }),
+  };
+  return record;
 }
 
-function rampInput(n: number): Float32Array {
-  return Float32Array.from({ length: n }, (_, i) => ((i % 17) - 8) / 4);
+/** A runtime whose sessions cannot be created, with onnxruntime's message. */
+function failingRuntime(message: string): OrtRuntime {
+  return {
+    InferenceSession: {
+      create: (async () => {
+        throw new Error(`${message}\nsecond line`);
+      }) as OrtRuntime['InferenceSession']['create'],
+    },
+    Tensor: ort.Tensor,
+  };
 }
 
-describe('createOnnxSession / runGenerator', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'onnx-session-'));
+describe('the engine on an injected runtime', () => {
+  it('tells a runtime from a model', () => {
+    expect(isOrtRuntime(ort)).toBe(true);
+    expect(isOrtRuntime(recordingRuntime())).toBe(true);
+    expect(isOrtRuntime(new Uint8Array(4))).toBe(false);
+    expect(isOrtRuntime('model.onnx')).toBe(false);
+    expect(isOrtRuntime(new Map())).toBe(false);
+    expect(isOrtRuntime({ InferenceSession: {}, Tensor: ort.Tensor })).toBe(false);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('runs a model from bytes and from a file with the same result', async () => {
-    const file = path.join(dir, 'tanh.onnx');
-    writeFileSync(file, tanhModel());
-    const shape = [1, 3, 8, 12] as const;
-    const input = rampInput(3 * 8 * 12);
-    const fromBytes = await createOnnxSession(tanhModel(), { threads: 1 });
-    const fromFile = await createOnnxSession(file, { threads: 2, device: 'cpu' });
+  it('turns runtime failures into typed one-line errors', async () => {
+    const bytes = new Uint8Array([8, 1]);
+    const model = await createOnnxSession(failingRuntime('bad protobuf'), bytes, { source: 'picked.onnx' }).catch((e: unknown) => e);
+    expect(model).toBeInstanceOf(ModelFormatError);
+    expect((model as Error).message).toBe('picked.onnx: onnxruntime cannot load the model: bad protobuf');
+    const cuda = await createOnnxSession(failingRuntime('Failed to load shared library'), bytes, { device: 'cuda' }).catch(
+      (e: unknown) => e,
+    );
+    expect(cuda).toBeInstanceOf(BackendError);
+    expect((cuda as Error).message).toBe('CUDA execution provider is not available (Failed to load shared library)');
+    await expect(createOnnxSession(failingRuntime('x'), bytes, { device: 'tpu' as 'cpu' })).rejects.toThrow(
+      new UsageError("unknown device 'tpu' (valid: cpu, cuda)"),
+    );
+  });
+});
+
+describeIfFixture('i2i/netG-ngf16.pth', 'the engine on an injected runtime with the ngf16 generator', () => {
+  it('creates every session and tensor through the runtime given, whole and tiled, with the same output', async () => {
+    const stateDict = await readTorchStateDict(referenceFixturePath('i2i/netG-ngf16.pth'));
+    const runtime = recordingRuntime();
+    const shape = [1, 3, 32, 40] as const;
+    const input = Float32Array.from({ length: 3 * 32 * 40 }, (_, i) => Math.sin(i / 7));
+    const whole = await createOnnxSession(runtime, exportGeneratorOnnx(stateDict), { threads: 1 });
+    const tiled = await createTiledGenerator(runtime, stateDict, { tileSize: 16, threads: 1 });
     try {
-      expect(fromBytes.device).toBe('cpu');
-      expect([fromBytes.inputName, fromBytes.outputName]).toEqual(['input', 'output']);
-      const a = await runGenerator(fromBytes, input, shape);
-      const b = await runGenerator(fromFile, input, shape);
-      expect(a).toBeInstanceOf(Float32Array);
-      expect(a.length).toBe(input.length);
-      let maxDiff = 0;
-      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs((a[i] ?? NaN) - Math.tanh(input[i] ?? NaN)));
-      expect(maxDiff).toBeLessThan(1e-6);
-      expect(b).toEqual(a);
+      // One whole-image session, then one per tiled pass: 4 head, 2 per residual block, 3 tail.
+      expect(runtime.sessions).toHaveLength(1 + 4 + 2 * 9 + 3);
+      expect(runtime.sessions[0]).toMatchObject({ executionProviders: ['cpu'], intraOpNumThreads: 1 });
+      const a = await runGenerator(whole, input, shape);
+      expect(runtime.tensors).toBe(1);
+      const b = await tiled.run(input, shape);
+      expect(runtime.tensors).toBeGreaterThan(1);
+      expect(b).toBeCloseToTensor(a, { atol: 2e-5, rtol: 0 });
     } finally {
-      await fromBytes.release();
-      await fromFile.release();
-    }
-  });
-
-  it('rejects bad options, missing files and malformed models with typed errors', async () => {
-    await expect(createOnnxSession(tanhModel(), { threads: 0 })).rejects.toThrow(UsageError);
-    await expect(createOnnxSession(tanhModel(), { device: 'tpu' as 'cpu' })).rejects.toThrow(/unknown device 'tpu'/);
-    const missing = path.join(dir, 'nope.onnx');
-    await expect(createOnnxSession(missing)).rejects.toThrow(InputError);
-    await expect(createOnnxSession(missing)).rejects.toThrow(missing);
-    const garbage = path.join(dir, 'garbage.onnx');
-    writeFileSync(garbage, Buffer.from('this is not a protobuf'));
-    const err = await createOnnxSession(garbage).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ModelFormatError);
-    expect((err as Error).message).toContain(garbage);
-    await expect(createOnnxSession(tanhModel(true))).rejects.toThrow(/expected one input and one output/);
-  });
-
-  it('checks the input shape and length', async () => {
-    const session = await createOnnxSession(tanhModel(), { threads: 1 });
-    try {
-      await expect(runGenerator(session, rampInput(3 * 10 * 12), [1, 3, 10, 12])).rejects.toThrow(InputError);
-      await expect(runGenerator(session, rampInput(3 * 4 * 4), [1, 3, 4, 4])).rejects.toThrow(/at least 8/);
-      await expect(runGenerator(session, rampInput(5), [1, 3, 8, 8])).rejects.toThrow(/has 5 values/);
-    } finally {
-      await session.release();
-    }
-  });
-
-  it("device 'cuda' either runs on CUDA or throws BackendError, never silently uses the CPU", async () => {
-    const outcome = await createOnnxSession(tanhModel(), { device: 'cuda' }).catch((e: unknown) => e);
-    if (outcome instanceof Error) {
-      expect(outcome).toBeInstanceOf(BackendError);
-      expect((outcome as BackendError).code).toBe('E_BACKEND');
-      expect(outcome.message).toMatch(listedOnnxBackends().includes('cuda') ? /CUDA execution provider/ : /no CUDA/);
-      expect(outcome.message).not.toContain('\n');
-    } else {
-      const session = outcome as Awaited<ReturnType<typeof createOnnxSession>>;
-      expect(session.device).toBe('cuda');
-      const out = await runGenerator(session, rampInput(3 * 8 * 8), [1, 3, 8, 8]);
-      expect(Math.abs((out[1] ?? NaN) - Math.tanh(rampInput(2)[1] ?? NaN))).toBeLessThan(1e-5);
-      await session.release();
+      await whole.release();
+      await tiled.dispose();
     }
   });
 });

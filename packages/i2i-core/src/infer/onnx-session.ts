@@ -1,73 +1,83 @@
 /**
- * A thin onnxruntime-node wrapper for the exported generator: create a session on CPU or CUDA with typed
- * errors, and run one NCHW float32 image through it.
+ * The generator as one onnxruntime session, on whichever onnxruntime the caller passes in (ort-runtime.ts):
+ * create the session with typed errors, and run one NCHW float32 image through it. Browser-safe; the Node entry
+ * adds files, onnxruntime-node and its CUDA checks (node-engine.ts).
  */
-import { promises as fsp } from 'node:fs';
+import { BackendError, InputError, ModelFormatError, UsageError, isScenimefyError } from '@scenimefy/io/core';
 
-import { BackendError, InputError, ModelFormatError, UsageError } from '@scenimefy/io';
-import * as ort from 'onnxruntime-node';
+import type { OrtInferenceSession, OrtRuntime, OrtSessionOptions, OrtValueMap } from './ort-runtime';
+import { float32Output } from './ort-runtime';
 
 export type OnnxDevice = 'cpu' | 'cuda';
+
+const DEVICES: readonly OnnxDevice[] = ['cpu', 'cuda'];
 
 export interface OnnxSessionOptions {
   /** Threads for one operator (onnxruntime's intraOpNumThreads); default: onnxruntime's choice (all cores). */
   threads?: number;
   /** Execution provider (default 'cpu'). 'cuda' never falls back to CPU silently: it throws BackendError. */
   device?: OnnxDevice;
+  /** Names an in-memory model in error messages (a path given as the model names itself). */
+  source?: string;
 }
 
 export interface OnnxSession {
-  readonly session: ort.InferenceSession;
+  readonly session: OrtInferenceSession;
+  /** The onnxruntime the session was made with; its Tensor class feeds the session. */
+  readonly runtime: OrtRuntime;
   readonly device: OnnxDevice;
   readonly inputName: string;
   readonly outputName: string;
-  /** Frees the native session; the object is unusable afterwards. */
+  /** Frees the session; the object is unusable afterwards. */
   release(): Promise<void>;
 }
 
-const CUDA_INSTALL_HINT =
-  'onnxruntime-node downloads its CUDA provider in its install script (skipped when npm config ' +
-  'onnxruntime-node-install=skip is set or install scripts are not approved: reinstall with ' +
-  '`npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12`), and it needs the CUDA 12 and cuDNN 9 ' +
-  "libraries on the loader path; or use device 'cpu'";
-
-/** An onnxruntime session over an ONNX model given as a file path or its bytes. */
-export async function createOnnxSession(model: string | Uint8Array, options: OnnxSessionOptions = {}): Promise<OnnxSession> {
+/** Throws UsageError for a device or thread count the engine does not take. */
+export function checkSessionOptions(options: OnnxSessionOptions): OnnxDevice {
   const device = options.device ?? 'cpu';
-  if (device !== 'cpu' && device !== 'cuda') {
-    throw new UsageError(`unknown device '${String(device)}' (valid: cpu, cuda)`);
+  if (!DEVICES.includes(device)) {
+    throw new UsageError(`unknown device '${String(device)}' (valid: ${DEVICES.join(', ')})`);
   }
   const threads = options.threads;
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
     throw new UsageError(`threads must be a positive integer, got ${threads}`);
   }
-  const label = typeof model === 'string' ? model : 'ONNX model (in memory)';
-  if (typeof model === 'string') await assertReadableFile(model);
-  if (device === 'cuda') assertCudaListed();
+  return device;
+}
 
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
+/**
+ * An onnxruntime session over an ONNX model given as its bytes (or a path/URL the runtime itself loads), with the
+ * generator's one input and one output.
+ */
+export async function createOnnxSession(
+  runtime: OrtRuntime,
+  model: string | Uint8Array,
+  options: OnnxSessionOptions = {},
+): Promise<OnnxSession> {
+  const device = checkSessionOptions(options);
+  const threads = options.threads;
+  const file = typeof model === 'string' ? model : options.source;
+  const label = file ?? 'ONNX model (in memory)';
+  const sessionOptions: OrtSessionOptions = {
     executionProviders: [device],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     ...(threads !== undefined ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
   };
-  let session: ort.InferenceSession;
+  let session: OrtInferenceSession;
   try {
     session =
       typeof model === 'string'
-        ? await ort.InferenceSession.create(model, sessionOptions)
-        : await ort.InferenceSession.create(model, sessionOptions);
+        ? await runtime.InferenceSession.create(model, sessionOptions)
+        : await runtime.InferenceSession.create(model, sessionOptions);
   } catch (error) {
+    // A runtime that checks models itself (the Node runtime: files, CUDA) already says what is wrong.
+    if (isScenimefyError(error)) throw error;
     const message = firstLine(error);
-    if (device === 'cuda' && /cuda|shared librar|provider/i.test(message)) {
-      throw new BackendError(`CUDA execution provider is not available (${message}); ${CUDA_INSTALL_HINT}`, {
-        cause: error,
-      });
+    if (device !== 'cpu' && /cuda|shared librar|provider/i.test(message)) {
+      throw new BackendError(`${device.toUpperCase()} execution provider is not available (${message})`, { cause: error });
     }
-    throw new ModelFormatError(`onnxruntime cannot load the model: ${message}`, {
-      file: typeof model === 'string' ? model : undefined,
-      cause: error,
-    });
+    throw new ModelFormatError(`onnxruntime cannot load the model: ${message}`, { file, cause: error });
   }
   const inputName = session.inputNames[0];
   const outputName = session.outputNames[0];
@@ -75,10 +85,10 @@ export async function createOnnxSession(model: string | Uint8Array, options: Onn
     await session.release();
     throw new ModelFormatError(
       `${label}: expected one input and one output, found inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}]`,
-      { file: typeof model === 'string' ? model : undefined },
+      { file },
     );
   }
-  return { session, device, inputName, outputName, release: () => session.release() };
+  return { session, runtime, device, inputName, outputName, release: () => session.release() };
 }
 
 /**
@@ -97,52 +107,28 @@ export async function runGenerator(
   if (input.length !== n * c * h * w) {
     throw new InputError(`generator input has ${input.length} values, shape [${shape.join(', ')}] needs ${n * c * h * w}`);
   }
-  const feed = new ort.Tensor('float32', input, [n, c, h, w]);
-  let outputs: ort.InferenceSession.OnnxValueMapType | undefined;
+  const feed = new generator.runtime.Tensor('float32', input, [n, c, h, w]);
+  let outputs: OrtValueMap | undefined;
   try {
     outputs = await generator.session.run({ [generator.inputName]: feed });
-    const output = outputs[generator.outputName];
-    if (output === undefined) {
+    const value = outputs[generator.outputName];
+    if (value === undefined) {
       throw new ModelFormatError(`onnxruntime returned no '${generator.outputName}' output`);
     }
-    const dims = output.dims;
-    if (output.type !== 'float32' || dims.length !== 4 || dims.some((d, i) => d !== shape[i])) {
-      throw new ModelFormatError(`generator output is ${output.type} [${dims.join(', ')}], expected float32 [${shape.join(', ')}]`);
+    const output = float32Output(value);
+    const dims = output?.dims ?? value.dims;
+    if (output === undefined || dims.length !== 4 || dims.some((d, i) => d !== shape[i])) {
+      throw new ModelFormatError(`generator output is ${value.type} [${dims.join(', ')}], expected float32 [${shape.join(', ')}]`);
     }
     // A copy owned by the caller: disposing the tensor below cannot invalidate it.
-    return new Float32Array(output.data as Float32Array);
+    return new Float32Array(output.data);
   } finally {
     feed.dispose();
     if (outputs) for (const value of Object.values(outputs)) value.dispose();
   }
 }
 
-/** The execution providers this onnxruntime-node build lists for this platform (bundled or downloadable). */
-export function listedOnnxBackends(): string[] {
-  return ort.listSupportedBackends().map((b) => b.name);
-}
-
-function assertCudaListed(): void {
-  const listed = listedOnnxBackends();
-  if (!listed.includes('cuda')) {
-    throw new BackendError(
-      `this onnxruntime-node build has no CUDA execution provider on ${process.platform}-${process.arch} (available: ${listed.join(', ')}); use device 'cpu'`,
-    );
-  }
-}
-
-async function assertReadableFile(file: string): Promise<void> {
-  try {
-    const stat = await fsp.stat(file);
-    if (!stat.isFile()) throw new InputError('ONNX model path is not a file', { file });
-  } catch (error) {
-    if (error instanceof InputError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError(`cannot read ONNX model (${code})`, { file, cause: error });
-  }
-}
-
-function firstLine(error: unknown): string {
+export function firstLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   return message.split('\n')[0]?.trim() ?? message;
 }

@@ -4,9 +4,10 @@ import { describeIfFixture, loadReferenceFixture, referenceFixturePath } from '@
 import type { ReferenceFixture } from '@scenimefy/test-utils';
 
 import { exportGeneratorOnnx } from '../export/onnx';
-import { createOnnxSession, runGenerator } from './onnx-session';
+import { createOnnxSession } from './node-engine';
+import { runGenerator } from './onnx-session';
 import type { OnnxSession } from './onnx-session';
-import { createTiledGenerator } from './tiled-generator';
+import { createTiledGenerator } from './node-engine';
 import type { TiledGenerator } from './tiled-generator';
 
 /** The output tolerance the sidecar recommends for a float32 implementation ("atol 5e-5 for a float32 ..."). */

@@ -4,9 +4,10 @@ import '@scenimefy/test-utils';
 
 import { exportGeneratorOnnx, generatorStateDictShapes } from '../export/onnx';
 import type { UpsampleMode } from '../export/onnx';
-import { createOnnxSession, runGenerator } from './onnx-session';
+import { createOnnxSession } from './node-engine';
+import { runGenerator } from './onnx-session';
 import type { OnnxSession } from './onnx-session';
-import { createTiledGenerator } from './tiled-generator';
+import { createTiledGenerator } from './node-engine';
 import type { TiledGenerator } from './tiled-generator';
 
 /** Deterministic pseudo-random numbers in [0, 1) (a 32-bit LCG). */

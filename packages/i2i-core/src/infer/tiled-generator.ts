@@ -11,12 +11,16 @@
  * last head pass and conv 22 in the tail passes. So at most three quarter-resolution activations are held
  * (398 MB at 1080×1920 with ngf 64), plus one tile's working set.
  */
-import { InputError, ModelFormatError, UsageError, tensorToFloat32 } from '@scenimefy/io';
-import type { TensorData, TensorMap } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, tensorToFloat32 } from '@scenimefy/io/core';
+import type { TensorData, TensorMap } from '@scenimefy/io/core';
 
 import { validatedGeneratorStateDict } from '../export/onnx';
+import { INSTANCE_NORM_EPS } from '../layers/instance-norm';
+import { UPSAMPLE_FILTER } from '../networks/blur';
+import { RESNET_9BLOCKS, generatorModuleIndices } from '../networks/generator-layout';
+import type { OrtRuntime } from './ort-runtime';
 import { runChainTile } from './tiling/chain';
-import { INSTANCE_NORM_EPS, createChainSession } from './tiling/chain-graph';
+import { createChainSession } from './tiling/chain-graph';
 import type { ChainSession, ChainSpec, ChannelAffine, ConvWeights, LayerSpec } from './tiling/chain-graph';
 import { planTiles } from './tiling/geometry';
 import type { TileRect } from './tiling/geometry';
@@ -33,9 +37,7 @@ export type { TileRect } from './tiling/geometry';
  */
 export const DEFAULT_TILE_SIZE = 128;
 
-const N_BLOCKS = 9;
-const FIRST_BLOCK = 12;
-const UP_TAPS = [0.25, 0.75, 0.75, 0.25];
+const LAYOUT = generatorModuleIndices(RESNET_9BLOCKS);
 
 export interface TiledGeneratorOptions {
   /** Output tile side in full-resolution pixels (default DEFAULT_TILE_SIZE); inner levels use tileSize/2, /4. */
@@ -77,8 +79,15 @@ interface Passes {
   tail3: ChainSession;
 }
 
-/** A tiled generator over onnxruntime, from a generator state dict (SPEC §2 keys). */
-export async function createTiledGenerator(stateDict: TensorMap, options: TiledGeneratorOptions = {}): Promise<TiledGenerator> {
+/**
+ * A tiled generator from a generator state dict (SPEC §2 keys), its passes running as sessions of `runtime`
+ * (onnxruntime-node or onnxruntime-web).
+ */
+export async function createTiledGenerator(
+  runtime: OrtRuntime,
+  stateDict: TensorMap,
+  options: TiledGeneratorOptions = {},
+): Promise<TiledGenerator> {
   const tileSize = options.tileSize ?? DEFAULT_TILE_SIZE;
   if (!Number.isInteger(tileSize) || tileSize < 1) {
     throw new UsageError(`tileSize must be a positive integer, got ${tileSize}`);
@@ -101,20 +110,21 @@ export async function createTiledGenerator(stateDict: TensorMap, options: TiledG
     const filter = float32(tensors, key);
     return isStandardUpsampleFilter(filter) ? { kind: 'up', channels, normalized } : { kind: 'up', filter, channels, normalized };
   };
-  const conv1 = conv('model.1', 'reflect');
-  const conv4 = conv('model.4', 'zero', true);
-  const down7 = down('model.7.filt', 2 * ngf);
-  const conv8 = conv('model.8', 'zero');
-  const down11 = down('model.11.filt', 4 * ngf);
-  const up21 = up('model.21.filt', 4 * ngf, false);
-  const conv22 = conv('model.22', 'zero');
-  const up25 = up('model.25.filt', 2 * ngf, true);
-  const conv26 = conv('model.26', 'zero');
-  const conv30 = conv('model.30', 'reflect', true);
+  const model = (i: number): string => `model.${i}`;
+  const conv1 = conv(model(LAYOUT.stemConv), 'reflect');
+  const conv4 = conv(model(LAYOUT.downConv1), 'zero', true);
+  const down7 = down(`${model(LAYOUT.down1)}.filt`, 2 * ngf);
+  const conv8 = conv(model(LAYOUT.downConv2), 'zero');
+  const down11 = down(`${model(LAYOUT.down2)}.filt`, 4 * ngf);
+  const up21 = up(`${model(LAYOUT.up1)}.filt`, 4 * ngf, false);
+  const conv22 = conv(model(LAYOUT.upConv1), 'zero');
+  const up25 = up(`${model(LAYOUT.up2)}.filt`, 2 * ngf, true);
+  const conv26 = conv(model(LAYOUT.upConv2), 'zero');
+  const conv30 = conv(model(LAYOUT.headConv), 'reflect', true);
 
   const created: ChainSession[] = [];
   const pass = async (name: string, inChannels: number, layers: LayerSpec[], extra: Partial<ChainSpec> = {}): Promise<ChainSession> => {
-    const session = await createChainSession({ name, inChannels, layers, threads, ...extra });
+    const session = await createChainSession(runtime, { name, inChannels, layers, threads, ...extra });
     created.push(session);
     return session;
   };
@@ -125,8 +135,8 @@ export async function createTiledGenerator(stateDict: TensorMap, options: TiledG
     const head3 = await pass('head3', 3, [conv1, conv4, down7, conv8], { keep: 2 });
     const head4 = await pass('head4', 2 * ngf, [conv8, down11]);
     const blocks: Array<[ChainSession, ChainSession]> = [];
-    for (let b = 0; b < N_BLOCKS; b++) {
-      const block = `model.${FIRST_BLOCK + b}.conv_block`;
+    for (let b = 0; b < RESNET_9BLOCKS; b++) {
+      const block = `${model(LAYOUT.firstBlock + b)}.conv_block`;
       blocks.push([
         await pass(`block${b}a`, 4 * ngf, [conv(`${block}.1`, 'reflect')]),
         await pass(`block${b}b`, 4 * ngf, [conv(`${block}.5`, 'reflect', true)]),
@@ -154,17 +164,17 @@ export async function createTiledGenerator(stateDict: TensorMap, options: TiledG
       if (input.length !== n * c * h * w) {
         throw new InputError(`generator input has ${input.length} values, shape [${shape.join(', ')}] needs ${n * c * h * w}`);
       }
-      const output = new Float32Array(input.length);
       const plane = c * h * w;
-      for (let i = 0; i < n; i++) {
-        const image: Region = {
-          data: input.subarray(i * plane, (i + 1) * plane),
-          channels: 3,
-          rows: { start: 0, end: h },
-          cols: { start: 0, end: w },
-        };
-        output.set(await generateImage(passes, image, tileSize, ngf), i * plane);
-      }
+      const image = (i: number): Region => ({
+        data: input.subarray(i * plane, (i + 1) * plane),
+        channels: 3,
+        rows: { start: 0, end: h },
+        cols: { start: 0, end: w },
+      });
+      // One image (what the translator runs) returns its result buffer as it is: no second output-sized copy.
+      if (n === 1) return generateImage(passes, image(0), tileSize, ngf);
+      const output = new Float32Array(input.length);
+      for (let i = 0; i < n; i++) output.set(await generateImage(passes, image(i), tileSize, ngf), i * plane);
       return output;
     },
     async dispose() {
@@ -272,11 +282,10 @@ function convWeights(tensors: Map<string, TensorData>, key: string): ConvWeights
   return { weight: tensorToFloat32(weight), bias: float32(tensors, `${key}.bias`), inChannels, outChannels, kernel };
 }
 
-/** Whether every channel of an Upsample `filt` is outer([1,3,3,1], [1,3,3,1])/16, i.e. bilinear ×2 (SPEC §1). */
+/** Whether every channel of an Upsample `filt` is UPSAMPLE_FILTER, i.e. bilinear ×2 (SPEC §1). */
 function isStandardUpsampleFilter(filter: Float32Array): boolean {
   for (let i = 0; i < filter.length; i++) {
-    const expected = (UP_TAPS[(i >> 2) & 3] as number) * (UP_TAPS[i & 3] as number);
-    if (Math.abs((filter[i] as number) - expected) > 1e-6) return false;
+    if (Math.abs((filter[i] as number) - (UPSAMPLE_FILTER[i % UPSAMPLE_FILTER.length] as number)) > 1e-6) return false;
   }
   return true;
 }

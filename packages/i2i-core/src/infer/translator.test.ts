@@ -1,10 +1,26 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
 import sharp from 'sharp';
 
-import { InputError, UsageError, decodeImage, imageToTensor, readTorchStateDict, tensorToImage, type RgbImage } from '@scenimefy/io';
-import { describeIfFixture, referenceFixturePath } from '@scenimefy/test-utils';
+import {
+  InputError,
+  NumericError,
+  UsageError,
+  decodeImage,
+  float32Tensor,
+  imageToTensor,
+  readTorchStateDict,
+  tensorToFloat32,
+  tensorToImage,
+  writeSafetensors,
+  type RgbImage,
+} from '@scenimefy/io';
+import { describeIfFixture, makeTempDir, referenceFixturePath, type TempDir } from '@scenimefy/test-utils';
 
 import { exportGeneratorOnnx } from '../export/onnx';
-import { createOnnxSession, runGenerator } from './onnx-session';
+import { createOnnxSession } from './node-engine';
+import { runGenerator } from './onnx-session';
 import { Translator } from './translator';
 
 function image(width: number, height: number): RgbImage {
@@ -118,3 +134,55 @@ describeIfFixture('i2i/netG-ngf16.pth', 'Translator', () => {
     await expect(tiledOnly.translateImage(image(16, 16))).rejects.toThrow('this Translator has been disposed');
   });
 });
+
+describeIfFixture('i2i/netG-ngf16.pth', 'Translator on broken weights (issue 12 #10)', () => {
+  let tmp: TempDir;
+  beforeAll(async () => {
+    tmp = await makeTempDir('translator-numeric');
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
+
+  /** The fixture generator with one weight replaced, written as a .safetensors model file. */
+  async function brokenModel(name: string, key: string, value: number): Promise<string> {
+    const stateDict = await readTorchStateDict(referenceFixturePath('i2i/netG-ngf16.pth'));
+    const values = tensorToFloat32(stateDict.get(key)!).slice();
+    values[0] = value;
+    stateDict.set(key, float32Tensor(stateDict.get(key)!.shape, values));
+    const file = path.join(tmp.dir, name);
+    await writeSafetensors(file, stateDict);
+    return file;
+  }
+
+  it.each([
+    ['a NaN bias of the last conv', 'nan.safetensors', 'model.30.bias', NaN, 'off' as const],
+    ['an infinite weight of the first conv, tiled', 'inf.safetensors', 'model.1.weight', Infinity, 16],
+  ])('fails with a NumericError naming the image and the model for %s', async (_what, name, key, value, tile) => {
+    const model = await brokenModel(name, key, value);
+    const photo = path.join(tmp.dir, 'photo.png');
+    await sharp(Buffer.from(image(24, 16).data), { raw: { width: 24, height: 16, channels: 3 } })
+      .png()
+      .toFile(photo);
+    const translator = await Translator.load(model, { tile, threads: 1 });
+    try {
+      const output = path.join(tmp.dir, `${name}.png`);
+      const err = await translator.translateFile(photo, output).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NumericError);
+      expect((err as NumericError).file).toBe(photo);
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^${escapeRegExp(photo)}: the generator returned \\d+ NaN or infinite value\\(s\\) of 1152 for this image \\(model: ${escapeRegExp(model)}\\)`,
+        ),
+      );
+      expect((err as Error).message).not.toContain('\n');
+      await expect(fsp.stat(output)).rejects.toThrow(/ENOENT/); // nothing written
+    } finally {
+      await translator.dispose();
+    }
+  });
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

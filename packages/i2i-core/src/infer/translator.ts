@@ -1,9 +1,8 @@
 /**
- * The inference engine: photo in, anime scene out, exactly as the reference's test.py does it (SPEC §8) —
- * decode, round the size to a multiple of 4 with Python's half-to-even rounding, PIL-bicubic resize only when
- * the size changes, map to [-1, 1], run the generator, clamp and truncate to uint8 — plus the options users ask
- * for: a cap on the long side, resizing the result back to the input size, rounding instead of truncation, and
- * exact tiled inference for images too large to run whole.
+ * The inference engine for Node: photo file or bytes in, anime scene out. It is the browser-safe ImageTranslator
+ * (image-translator.ts: the reference's preprocessing and postprocessing, SPEC §8, and tiling) on onnxruntime-node,
+ * plus what needs Node: model resolution (paths, registry names, the cache), decoding and encoding with sharp
+ * through @scenimefy/io, atomic output files.
  *
  * Example:
  * ```ts
@@ -12,16 +11,15 @@
  * await translator.dispose();
  * ```
  */
+import { promises as fsp } from 'node:fs';
+
 import {
+  DEFAULT_MAX_PIXELS,
   InputError,
   UsageError,
   decodeImage,
   encodeImage,
   imageFormatForFile,
-  imageToTensor,
-  referenceResizeTarget,
-  resizeImage,
-  tensorToImage,
   writeImage,
   type DecodeImageOptions,
   type EncodeImageOptions,
@@ -29,122 +27,83 @@ import {
   type RgbImage,
 } from '@scenimefy/io';
 
+import {
+  ImageTranslator,
+  checkTileSetting,
+  modelInputSize,
+  type ImageTranslateOptions,
+  type ImageTranslatorOptions,
+  type TranslateResult,
+} from './image-translator';
+import { DEFAULT_TRANSLATE_MEMORY_BUDGET, estimateTranslateMemory, type TranslateMemoryEstimate } from './memory-estimate';
 import { resolveModel, type ResolveModelOptions, type ResolvedModel } from './model-source';
-import { createOnnxSession, runGenerator, type OnnxDevice, type OnnxSession } from './onnx-session';
-import { createTiledGenerator, type TiledGenerator } from './tiled-generator';
+import { nodeOrtRuntime } from './node-runtime';
 
-/** Above this many model-input pixels, 'auto' tiling runs the image in tiles (exactly; see tiled-generator.ts). */
-// Whole-image onnxruntime needs ≈ 0.55 GB + 3.9 KB per pixel (4.5 GB at 1024²); tiles need ≈ 0.7–1.2 GB at any size
-// but take ≈ 1.5× longer. Above this budget memory wins.
-export const DEFAULT_TILE_PIXEL_BUDGET = 512 * 768;
-/** Smallest side the generator runs at: two ×2 downsamplings, then reflect padding of 1 needs ≥ 2 pixels. */
-export const MIN_MODEL_SIDE = 8;
+export { DEFAULT_TILE_PIXEL_BUDGET, MIN_MODEL_SIDE } from './image-translator';
+export type { TileSetting, TranslateResult } from './image-translator';
 
-export type TileSetting = 'auto' | 'off' | number;
-
-export interface TranslatorOptions extends ResolveModelOptions {
-  /** onnxruntime intra-op threads (default: all cores). */
-  threads?: number;
-  device?: OnnxDevice;
-  /** 'auto' (default): tiles above `tilePixelBudget`; 'off': always whole; a number: always tiles of that size. */
-  tile?: TileSetting;
-  tilePixelBudget?: number;
+export interface TranslatorOptions extends ResolveModelOptions, ImageTranslatorOptions {
+  /**
+   * Refuse, before decoding, an image whose translation is estimated to need more memory than this many bytes
+   * (estimateTranslateMemory; default DEFAULT_TRANSLATE_MEMORY_BUDGET, 16 GiB; `Infinity` turns the check off).
+   */
+  maxMemory?: number;
 }
 
-export interface TranslateOptions {
-  /** Downscale (PIL bicubic, aspect kept) so the long side is at most this many pixels before inference. */
-  maxSide?: number;
-  /** Resize the result back to the decoded input size (PIL bicubic) when preprocessing changed it. */
-  resizeBack?: boolean;
-  /** 'truncate' (reference tensor2im, default) or 'round' (SPEC §11 #7 corrected option). */
-  rounding?: 'truncate' | 'round';
+export interface TranslateOptions extends ImageTranslateOptions {
   /** Options for decoding when the input is a path or bytes (EXIF orientation, pixel limit, alpha, file name). */
   decode?: DecodeImageOptions;
 }
 
-export interface TranslateResult {
-  image: RgbImage;
-  /** Size of the decoded input. */
-  input: { width: number; height: number };
-  /** Size the generator ran at (multiple of 4). */
-  model: { width: number; height: number };
-  tiled: boolean;
-  /** Milliseconds spent in the generator. */
-  generatorMs: number;
-}
-
 export class Translator {
-  private whole: OnnxSession | undefined;
   private disposed = false;
-  private tiledRunner: TiledGenerator | undefined;
 
   private constructor(
     readonly model: ResolvedModel,
-    private readonly options: TranslatorOptions,
+    private readonly images: ImageTranslator,
+    private readonly maxMemory: number,
   ) {}
 
   /** Load a generator once (see resolveModel for what `model` may be; undefined = the default model). */
   static async load(model?: string, options: TranslatorOptions = {}): Promise<Translator> {
-    const tile = options.tile ?? 'auto';
-    if (tile !== 'auto' && tile !== 'off' && (!Number.isInteger(tile) || tile < 16 || tile % 4 !== 0)) {
-      throw new UsageError(`tile must be 'auto', 'off' or a multiple of 4 ≥ 16, got ${String(tile)}`);
+    const tile = checkTileSetting(options.tile);
+    const maxMemory = options.maxMemory ?? DEFAULT_TRANSLATE_MEMORY_BUDGET;
+    if (!(maxMemory === Infinity || (Number.isFinite(maxMemory) && maxMemory > 0))) {
+      throw new UsageError(`maxMemory must be a positive number of bytes or Infinity, got ${maxMemory}`);
     }
     const resolved = await resolveModel(model, options);
-    const translator = new Translator(resolved, { ...options, tile });
-    // The whole-image session is what most images use: create it now so the first image is not slower — unless
-    // every image will run in tiles, which use their own sessions.
-    if (typeof tile !== 'number') await translator.session();
-    return translator;
+    const images = await ImageTranslator.create(nodeOrtRuntime(), resolved, { ...options, tile });
+    return new Translator(resolved, images, maxMemory);
   }
 
   /** Whether an image of `width`×`height` model pixels runs in tiles under the current setting. */
   usesTiles(width: number, height: number): boolean {
-    const tile = this.options.tile ?? 'auto';
-    if (tile === 'off') return false;
-    if (tile === 'auto') return width * height > (this.options.tilePixelBudget ?? DEFAULT_TILE_PIXEL_BUDGET);
-    return true;
+    return this.images.usesTiles(width, height);
+  }
+
+  /** The estimated peak memory of translating a decoded `width`×`height` image with this model and these options. */
+  estimateMemory(width: number, height: number, options: Pick<TranslateOptions, 'maxSide'> = {}): TranslateMemoryEstimate {
+    const model = modelInputSize(width, height, options.maxSide);
+    const ngf = this.model.stateDict.get('model.1.weight')?.shape[0] ?? 64;
+    return estimateTranslateMemory(width, height, { model, ngf, tiled: this.usesTiles(model.width, model.height) });
   }
 
   /** Translate a decoded image. */
   async translateImage(img: RgbImage, options: TranslateOptions = {}): Promise<TranslateResult> {
-    const input = { width: img.width, height: img.height };
-    let work = img;
-    if (options.maxSide !== undefined) {
-      if (!Number.isInteger(options.maxSide) || options.maxSide < 4) {
-        throw new UsageError(`max-side must be an integer ≥ 4, got ${options.maxSide}`);
-      }
-      const long = Math.max(work.width, work.height);
-      if (long > options.maxSide) {
-        const scale = options.maxSide / long;
-        work = resizeImage(work, Math.max(1, Math.round(work.width * scale)), Math.max(1, Math.round(work.height * scale)));
-      }
-    }
-    const target = referenceResizeTarget(work.width, work.height, 4, img.source?.file);
-    if (target.width < MIN_MODEL_SIDE || target.height < MIN_MODEL_SIDE) {
-      // The reference crashes here too: reflect padding needs more than one pixel at quarter resolution.
-      throw new InputError(
-        `image too small: ${work.width}×${work.height} pixels; the generator needs at least ${MIN_MODEL_SIDE}×${MIN_MODEL_SIDE} after rounding to multiples of 4`,
-        img.source?.file !== undefined ? { file: img.source.file } : {},
-      );
-    }
-    if (target.resized) work = resizeImage(work, target.width, target.height);
-    const tensor = imageToTensor(work);
-    const shape = [1, 3, work.height, work.width] as const;
-    const tiled = this.usesTiles(work.width, work.height);
-    const started = performance.now();
-    const output = tiled
-      ? await (await this.tiled()).run(tensor.data, shape)
-      : await runGenerator(await this.session(), tensor.data, shape);
-    const generatorMs = performance.now() - started;
-    let image = tensorToImage(output, shape, { rounding: options.rounding ?? 'truncate' });
-    if (options.resizeBack && (image.width !== input.width || image.height !== input.height)) {
-      image = resizeImage(image, input.width, input.height);
-    }
-    return { image, input, model: { width: work.width, height: work.height }, tiled, generatorMs };
+    this.assertLive();
+    this.assertFitsMemory(img.width, img.height, options, img.source?.file);
+    return this.images.translateImage(img, options);
   }
 
   /** Decode a file path or encoded bytes, then translate. */
   async translate(input: string | Uint8Array, options: TranslateOptions = {}): Promise<TranslateResult> {
+    this.assertLive();
+    // The memory check runs on the size in the header, before the image is decoded; an image over the decoder's
+    // pixel limit is left to the decoder, which refuses it from the header with its own message.
+    const size = await imageHeaderSize(input);
+    const decodeLimit = options.decode?.maxPixels ?? DEFAULT_MAX_PIXELS;
+    if (size !== undefined && size.width * size.height <= decodeLimit)
+      this.assertFitsMemory(size.width, size.height, options, typeof input === 'string' ? input : options.decode?.file);
     const img = await decodeImage(input, options.decode);
     return this.translateImage(img, options);
   }
@@ -162,7 +121,6 @@ export class Translator {
   /** Translate into a sharp pipeline (raw RGB input), for callers that want to keep processing with sharp. */
   async translateToSharp(input: string | Uint8Array, options: TranslateOptions = {}): Promise<import('sharp').Sharp> {
     const { image } = await this.translate(input, options);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const sharp = require('sharp') as typeof import('sharp');
     return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
   }
@@ -177,27 +135,50 @@ export class Translator {
 
   async dispose(): Promise<void> {
     this.disposed = true;
-    await this.whole?.release();
-    this.whole = undefined;
-    await this.tiledRunner?.dispose();
-    this.tiledRunner = undefined;
+    await this.images.dispose();
   }
 
-  private async session(): Promise<OnnxSession> {
+  private assertLive(): void {
     if (this.disposed) throw new UsageError('this Translator has been disposed');
-    this.whole ??= await createOnnxSession(this.model.onnx, { threads: this.options.threads, device: this.options.device });
-    return this.whole;
   }
 
-  private async tiled(): Promise<TiledGenerator> {
-    if (this.disposed) throw new UsageError('this Translator has been disposed');
-    if (!this.tiledRunner) {
-      const tile = this.options.tile;
-      this.tiledRunner = await createTiledGenerator(this.model.stateDict, {
-        tileSize: typeof tile === 'number' ? tile : undefined,
-        threads: this.options.threads,
-      });
+  /** InputError naming the file when the image's estimated peak memory is over the budget (issue 12 #7). */
+  private assertFitsMemory(width: number, height: number, options: TranslateOptions, file: string | undefined): void {
+    if (this.maxMemory === Infinity) return;
+    let estimate: TranslateMemoryEstimate;
+    try {
+      estimate = this.estimateMemory(width, height, options);
+    } catch {
+      return; // a size or option the translation itself refuses, with its own message
     }
-    return this.tiledRunner;
+    if (estimate.bytes <= this.maxMemory) return;
+    const how = estimate.tiled ? 'in tiles' : 'as one image (--tile off)';
+    const scaled =
+      estimate.model.width !== width || estimate.model.height !== height
+        ? ` (run at ${estimate.model.width}×${estimate.model.height})`
+        : '';
+    const advice = estimate.tiled ? 'downscale it with --max-side' : 'let it run in tiles (--tile auto) or downscale it with --max-side';
+    throw new InputError(
+      `${width}×${height} pixels${scaled} would need about ${gib(estimate.bytes)} GiB to translate ${how} with this model (ngf ${estimate.ngf}), ` +
+        `more than the limit of ${gib(this.maxMemory)} GiB; ${advice}, or raise the limit (maxMemory; --max-memory in the CLI)`,
+      file !== undefined ? { file } : {},
+    );
+  }
+}
+
+function gib(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(1);
+}
+
+/** Width and height from an image's header (sharp reads no pixel data for it), or undefined when it cannot tell. */
+async function imageHeaderSize(input: string | Uint8Array): Promise<{ width: number; height: number } | undefined> {
+  try {
+    // Only a regular file: opening a FIFO would block. Anything else is decodeImage's to report.
+    if (typeof input === 'string' && !(await fsp.stat(input)).isFile()) return undefined;
+    const sharp = require('sharp') as typeof import('sharp');
+    const { width, height } = await sharp(input, { limitInputPixels: false }).metadata();
+    return width > 0 && height > 0 ? { width, height } : undefined;
+  } catch {
+    return undefined;
   }
 }

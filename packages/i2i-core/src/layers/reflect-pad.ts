@@ -7,7 +7,7 @@
  * `tf.customGrad`, built from slice/reverse/pad/add, which every backend implements.
  */
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
-import { InputError, UsageError } from '@scenimefy/io';
+import { InputError, UsageError } from '@scenimefy/io/core';
 import type { Tf } from './tf';
 
 /** One size for all four sides, or `[top, bottom, left, right]` (PyTorch's ReflectionPad2d takes left, right, top, bottom). */

@@ -26,7 +26,7 @@ import type {
   KernelFunc,
   TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { BackendError } from '@scenimefy/io';
+import { BackendError } from '@scenimefy/io/core';
 import type { Tf } from './tf';
 import { inWasmScope } from './wasm-kernel-scope';
 import type { WasmKernelScope } from './wasm-kernel-scope';

@@ -4,7 +4,7 @@
  * backend's TensorInfos, each of which must be released with `disposeData` exactly once.
  */
 import type { DataType, KernelBackend, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { BackendError } from '@scenimefy/io';
+import { BackendError } from '@scenimefy/io/core';
 import type { Tf } from './tf';
 
 /** The part of tfjs-backend-wasm's `BackendWasm` (4.22, public in its typings) these kernels use. */

@@ -5,7 +5,7 @@
  * cut off, because ScatterNd itself does not check its indices.
  */
 import type { KernelFunc, TensorInfo, UnsortedSegmentSumAttrs } from '@tensorflow/tfjs-core';
-import { BackendError } from '@scenimefy/io';
+import { BackendError } from '@scenimefy/io/core';
 import type { Tf } from './tf';
 import { inWasmScope } from './wasm-kernel-scope';
 

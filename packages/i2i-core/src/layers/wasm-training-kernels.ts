@@ -14,7 +14,7 @@
  * there), so everything runs on one core.
  */
 import type { KernelFunc } from '@tensorflow/tfjs-core';
-import { BackendError } from '@scenimefy/io';
+import { BackendError } from '@scenimefy/io/core';
 import type { Tf } from './tf';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel, depthwiseConv2dNativeBackpropInputKernel } from './wasm-conv-backprop';
 import { batchMatMulKernel } from './wasm-matmul';

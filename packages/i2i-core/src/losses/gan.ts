@@ -6,7 +6,7 @@
  * prediction passed here keeps D's gradient and none reaches G), the generator step scores the live fake.
  */
 import type { Scalar, Tensor } from '@tensorflow/tfjs-core';
-import { InputError } from '@scenimefy/io';
+import { InputError } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 
 /** `GANLoss(target_real_label=1.0)`. */

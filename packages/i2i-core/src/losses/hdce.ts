@@ -12,7 +12,7 @@
  * the reference exactly.
  */
 import type { Scalar, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
-import { InputError } from '@scenimefy/io';
+import { InputError } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 import {
   NCE_DIAGONAL_FILL,

@@ -11,7 +11,7 @@
  * the unweighted per-layer CE.
  */
 import type { Scalar, Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
-import { InputError, UsageError } from '@scenimefy/io';
+import { InputError, UsageError } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 
 /** `--nce_T`, the temperature of every contrastive loss of the reference. */

@@ -10,7 +10,7 @@
  * - the hDCE weights are `[B, N, N]`, image b's block being the reference's `[1, N, N]` for that image.
  */
 import type { Scalar, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
-import { UsageError } from '@scenimefy/io';
+import { UsageError } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 import { NCE_DIAGONAL_FILL, blockSimilarities, detached, diagonalMask, rowBlocksOf } from './patch-nce';
 

@@ -12,7 +12,7 @@
  * The loss weight (λ_VGG = 0.1 by default in the I2I options, 0.01 in the finetuning) is the caller's.
  */
 import type { Scalar, Tensor4D } from '@tensorflow/tfjs-core';
-import { InputError, UsageError } from '@scenimefy/io';
+import { InputError, UsageError } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 import type { Vgg19Features } from '../networks/vgg19';
 

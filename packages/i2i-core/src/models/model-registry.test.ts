@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { ContractError, UsageError } from '@scenimefy/io';
 import { withTempDir } from '@scenimefy/test-utils';
 
-import { DEFAULT_MODEL, MODEL_REGISTRY, findModel, resolveRegistry } from './model-registry';
+import { DEFAULT_MODEL, MODEL_REGISTRY } from './model-registry';
+import { findModel, resolveRegistry } from './model-registry-env';
 
 describe('model registry', () => {
   it('holds the official Shinkai generator with the published size and digest (SPEC §13)', () => {

@@ -1,14 +1,12 @@
 /**
- * The pretrained models `scenimefy` knows by name (SPEC §13). A frozen registry keyed by name; an unknown name
- * gets an error listing the valid ones. A mirror can replace entries with a JSON manifest
- * (`SCENIMEFY_MODEL_MANIFEST`) and the download base with `SCENIMEFY_MODEL_BASE_URL`.
- *
- * Each entry has a `kind`. Lookups (`resolveRegistry`, `findModel`) see one kind at a time, generators unless told
- * otherwise, so a training-only file such as the VGG-19 weights is never offered as a translation model.
+ * The pretrained models `scenimefy` knows by name (SPEC §13): a frozen registry keyed by name, pure data, and the
+ * pure rules for a mirror's replacements (a JSON manifest's entries, a download base URL) and for lookups, which
+ * see one kind of file at a time (generators unless told otherwise, so a training-only file such as the VGG-19
+ * weights is never offered as a translation model) and answer an unknown name with the valid ones. Browser-safe:
+ * reading the manifest file and the environment (`SCENIMEFY_MODEL_MANIFEST`, `SCENIMEFY_MODEL_BASE_URL`) is the
+ * Node side's (model-registry-env.ts).
  */
-import { readFileSync } from 'node:fs';
-
-import { UsageError, ContractError } from '@scenimefy/io';
+import { UsageError, ContractError } from '@scenimefy/io/core';
 
 /**
  * What a registry file is for:
@@ -72,28 +70,18 @@ export const MODEL_REGISTRY: Readonly<Record<string, ModelEntry>> = Object.freez
 
 export const DEFAULT_MODEL = 'shinkai';
 
-export interface RegistryEnv {
-  SCENIMEFY_MODEL_BASE_URL?: string;
-  SCENIMEFY_MODEL_MANIFEST?: string;
+/** A mirror's changes to the registry: replacement or extra entries, and a base URL for every download. */
+export interface RegistryOverrides {
+  /** Entries by name, as parseModelManifest returns them. */
+  readonly entries?: Readonly<Record<string, ModelEntry>>;
+  /** Files are downloaded from `<baseUrl>/<file>` instead of their own URLs. */
+  readonly baseUrl?: string;
 }
 
-/**
- * The registry in force for one kind of file (generators by default): the built-in entries, replaced by a mirror
- * manifest's entries when `SCENIMEFY_MODEL_MANIFEST` names one, with URLs rebased onto `SCENIMEFY_MODEL_BASE_URL`
- * when set.
- */
-export function resolveRegistry(env: RegistryEnv = process.env, kind: ModelKind = 'generator'): Readonly<Record<string, ModelEntry>> {
-  return Object.freeze(Object.fromEntries(Object.entries(entriesInForce(env)).filter(([, e]) => kindOf(e) === kind)));
-}
-
-function kindOf(entry: ModelEntry): ModelKind {
-  return entry.kind ?? 'generator';
-}
-
-function entriesInForce(env: RegistryEnv): Record<string, ModelEntry> {
-  let entries: Record<string, ModelEntry> = { ...MODEL_REGISTRY };
-  if (env.SCENIMEFY_MODEL_MANIFEST) entries = { ...entries, ...readMirrorManifest(env.SCENIMEFY_MODEL_MANIFEST) };
-  const base = env.SCENIMEFY_MODEL_BASE_URL;
+/** Every entry in force: the built-in ones, replaced or extended by `overrides.entries`, rebased onto `baseUrl`. */
+export function registryEntries(overrides: RegistryOverrides = {}): Record<string, ModelEntry> {
+  let entries: Record<string, ModelEntry> = { ...MODEL_REGISTRY, ...overrides.entries };
+  const base = overrides.baseUrl;
   if (base) {
     const prefix = base.endsWith('/') ? base : `${base}/`;
     entries = Object.fromEntries(Object.entries(entries).map(([k, e]) => [k, { ...e, url: `${prefix}${e.file}` }]));
@@ -101,15 +89,26 @@ function entriesInForce(env: RegistryEnv): Record<string, ModelEntry> {
   return entries;
 }
 
+/** The entries of one kind of file (generators by default) among `entries`. */
+export function registryOfKind(
+  entries: Readonly<Record<string, ModelEntry>>,
+  kind: ModelKind = 'generator',
+): Readonly<Record<string, ModelEntry>> {
+  return Object.freeze(Object.fromEntries(Object.entries(entries).filter(([, e]) => kindOf(e) === kind)));
+}
+
+function kindOf(entry: ModelEntry): ModelKind {
+  return entry.kind ?? 'generator';
+}
+
 /**
- * The entry for `name` among the files of `kind` (generators by default), or a UsageError listing the known names
- * (and saying so when `name` is a file of another kind).
+ * The entry for `name` among the files of `kind` in `entries`, or a UsageError listing the known names (and
+ * saying so when `name` is a file of another kind).
  */
-export function findModel(name: string, env: RegistryEnv = process.env, kind: ModelKind = 'generator'): ModelEntry {
-  const all = entriesInForce(env);
-  const entry = all[name];
+export function findModelIn(entries: Readonly<Record<string, ModelEntry>>, name: string, kind: ModelKind = 'generator'): ModelEntry {
+  const entry = entries[name];
   if (entry !== undefined && kindOf(entry) === kind) return entry;
-  const known = Object.values(all)
+  const known = Object.values(entries)
     .filter((e) => kindOf(e) === kind)
     .map((e) => e.name)
     .sort()
@@ -118,14 +117,18 @@ export function findModel(name: string, env: RegistryEnv = process.env, kind: Mo
   throw new UsageError(`${what}; known models: ${known}`);
 }
 
-function readMirrorManifest(file: string): Record<string, ModelEntry> {
+/**
+ * The entries of a mirror manifest's text, `{ "models": [{ name, file, url, sha256, bytes, kind?, format?, … }] }`;
+ * ContractError naming `file` and the field otherwise.
+ */
+export function parseModelManifest(text: string, file: string): Record<string, ModelEntry> {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (error) {
     throw new ContractError(`cannot read the model manifest (${(error as Error).message})`, { file });
   }
-  const models = (raw as { models?: unknown }).models;
+  const models = (raw as { models?: unknown } | null)?.models;
   if (!Array.isArray(models)) throw new ContractError('expected an object with a "models" array', { file, field: 'models' });
   const out: Record<string, ModelEntry> = {};
   models.forEach((m: Record<string, unknown>, i) => {

@@ -8,12 +8,12 @@
  * reference's `nn.Sequential`, so `model.<i>.*` keys mean the same as in PyTorch.
  */
 import type { Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 import { instanceNorm2d } from '../layers/instance-norm';
 import type { Tf } from '../layers/tf';
 import { DOWNSAMPLE_FILTER, DOWNSAMPLE_FILTER_SIZE, blurDownsample } from './blur';
-import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './generator';
+import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './tensor-types';
 import { assignPyTorchWeights, countParameters, float32Of, listed, pyTorchStateDict, shapeText, stripPrefix } from './state-dict';
 
 export interface PatchDiscriminatorConfig {

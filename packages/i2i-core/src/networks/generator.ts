@@ -10,11 +10,12 @@
  * encoder tap indices (`encode(x, [0, 4, 8, 12, 16])`) mean the same as in PyTorch.
  */
 import type { Tensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
-import type { TensorData, TensorMap } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 import { instanceNorm2d } from '../layers/instance-norm';
 import { reflectPad2d } from '../layers/reflect-pad';
 import type { Tf } from '../layers/tf';
+import { generatorModuleIndices } from './generator-layout';
 import { DOWNSAMPLE_FILTER, DOWNSAMPLE_FILTER_SIZE, UPSAMPLE_FILTER, UPSAMPLE_FILTER_SIZE, blurDownsample, blurUpsample } from './blur';
 import {
   assignPyTorchWeights,
@@ -26,6 +27,10 @@ import {
   shapeText,
   stripPrefix,
 } from './state-dict';
+import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './tensor-types';
+
+// The shared tensor types used to live here; kept importable from this module for existing imports.
+export type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './tensor-types';
 
 export interface ResnetGeneratorConfig {
   /** Channels of the first conv; 64 for the released Shinkai model. */
@@ -41,39 +46,10 @@ export type ResnetGeneratorOptions = Pick<ResnetGeneratorConfig, 'ngf'> & Partia
 /** The encoder taps CUT's PatchNCE uses (`--nce_layers 0,4,8,12,16`). */
 export const DEFAULT_NCE_LAYERS: readonly number[] = Object.freeze([0, 4, 8, 12, 16]);
 
-/** A float32 tensor in PyTorch layout, the plain form weights take outside a state-dict file. */
-export interface Float32TensorData {
-  readonly shape: readonly number[];
-  readonly data: Float32Array;
-}
-
-/** A state dict as read from a file (`TensorMap`) or as plain float32 arrays. */
-export type StateDictLike = TensorMap | ReadonlyMap<string, Float32TensorData | TensorData>;
-
 /** Validated generator parameters in PyTorch layout (OIHW weights), keyed `model.<i>.…` without prefix. */
 export interface GeneratorWeights {
   readonly config: ResnetGeneratorConfig;
   readonly tensors: ReadonlyMap<string, Float32TensorData>;
-}
-
-export interface StateDictEntrySpec {
-  readonly shape: readonly number[];
-  /** Parameters are learned; buffers are the fixed `filt` blur filters. */
-  readonly kind: 'parameter' | 'buffer';
-}
-
-/** Where each piece of the `nn.Sequential` sits for a given block count (SPEC §1 table, nBlocks = 9). */
-function moduleIndices(nBlocks: number) {
-  return {
-    firstBlock: 12,
-    up1: 12 + nBlocks,
-    upConv1: 13 + nBlocks,
-    up2: 16 + nBlocks,
-    upConv2: 17 + nBlocks,
-    headPad: 20 + nBlocks,
-    headConv: 21 + nBlocks,
-    tanh: 22 + nBlocks,
-  };
 }
 
 function resolvedConfig(options: ResnetGeneratorOptions): ResnetGeneratorConfig {
@@ -97,7 +73,7 @@ function resolvedConfig(options: ResnetGeneratorOptions): ResnetGeneratorConfig 
  */
 export function generatorStateDictSpec(options: ResnetGeneratorOptions): Map<string, StateDictEntrySpec> {
   const { ngf, inputNc, outputNc, nBlocks } = resolvedConfig(options);
-  const idx = moduleIndices(nBlocks);
+  const idx = generatorModuleIndices(nBlocks);
   const spec = new Map<string, StateDictEntrySpec>();
   const conv = (i: number | string, cout: number, cin: number, k: number): void => {
     spec.set(`model.${i}.weight`, { shape: [cout, cin, k, k], kind: 'parameter' });
@@ -123,13 +99,6 @@ export function generatorStateDictSpec(options: ResnetGeneratorOptions): Map<str
   return spec;
 }
 
-export interface StateDictReadOptions {
-  /** Only keys starting with this are read, without it (`'netG.'` in a scenimefy-checkpoint). Default ''. */
-  readonly prefix?: string;
-  /** The file the state dict came from, named in errors. */
-  readonly source?: string;
-}
-
 /**
  * The generator architecture a state dict describes: ngf and inputNc from `model.1.weight`, the number of
  * residual blocks from the `conv_block` keys, outputNc from the last conv.
@@ -151,7 +120,7 @@ export function inferGeneratorConfig(stateDict: StateDictLike, options: StateDic
     if (m) blocks.add(Number(m[1]));
   }
   const nBlocks = blocks.size;
-  const head = dict.get(`model.${moduleIndices(nBlocks).headConv}.weight`);
+  const head = dict.get(`model.${generatorModuleIndices(nBlocks).headConv}.weight`);
   if (nBlocks === 0 || head === undefined || head.shape.length !== 4) {
     throw new ModelFormatError(`not a ResnetGenerator state dict: found ${nBlocks} residual blocks and no output conv`, {
       file: source,
@@ -235,8 +204,6 @@ function firstFilterMismatch(
   return undefined;
 }
 
-/** OIHW (PyTorch) → HWIO (TF.js conv2d). */
-/** HWIO (TF.js) → OIHW (PyTorch). */
 export interface GeneratorInitOptions {
   /** Seed of the xavier-normal draws; each tensor uses seed + its index. Default 0. */
   readonly seed?: number;
@@ -348,7 +315,7 @@ class TfResnetGenerator implements ResnetGenerator {
   private buildModules(): Module[] {
     const tf = this.tf;
     const { nBlocks } = this.config;
-    const idx = moduleIndices(nBlocks);
+    const idx = generatorModuleIndices(nBlocks);
     const conv = (name: string, pad: 'valid' | 'same'): Module => ({
       params: [this.param(`${name}.weight`), this.param(`${name}.bias`)],
       apply: (x, [filter, bias]) => tf.fused.conv2d({ x, filter: filter as Tensor4D, strides: 1, pad, bias }),

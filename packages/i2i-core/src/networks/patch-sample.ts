@@ -16,11 +16,11 @@
  * parity with the reference goes through injected ids, as in the fixtures.
  */
 import type { Tensor, Tensor2D, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 import { SeededRng, splitmix32 } from '../seeded-rng';
-import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './generator';
+import type { Float32TensorData, StateDictLike, StateDictReadOptions } from './tensor-types';
 import { countParameters, float32Of, listed, shapeText } from './state-dict';
 
 /** Added to each row's L2 norm before dividing (the reference's `Normalize`: `x / (‖x‖₂ + 1e-7)`). */

@@ -2,13 +2,13 @@
  * State-dict plumbing shared by the TF.js networks: PyTorch key prefixes, shape checks, dtype conversion and the
  * OIHW ↔ HWIO conv weight layouts (PyTorch stores OIHW; TF.js convolves with HWIO).
  */
-import { ModelFormatError, numel, tensorToFloat32 } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { ModelFormatError, numel, tensorToFloat32 } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 
 import type { Variable } from '@tensorflow/tfjs-core';
 
 import type { Tf } from '../layers/tf';
-import type { Float32TensorData, StateDictEntrySpec, StateDictLike } from './generator';
+import type { Float32TensorData, StateDictEntrySpec, StateDictLike } from './tensor-types';
 
 export function stripPrefix(stateDict: StateDictLike, prefix: string): Map<string, Float32TensorData | TensorData> {
   const out = new Map<string, Float32TensorData | TensorData>();

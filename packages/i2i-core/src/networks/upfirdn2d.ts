@@ -22,7 +22,7 @@
  * Not CUT's `blurDownsample` / `blurUpsample` (networks/blur.ts): those pad by reflection / replication.
  */
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs-core';
-import { InputError, UsageError } from '@scenimefy/io';
+import { InputError, UsageError } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
 
 /** A 2-D FIR kernel, row-major `[height, width]`, as rosinality stores `kernel` buffers. */

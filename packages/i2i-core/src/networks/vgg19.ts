@@ -9,10 +9,10 @@
  * to TF.js's HWIO.
  */
 import type { Tensor, Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
-import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io';
-import type { TensorData } from '@scenimefy/io';
+import { InputError, ModelFormatError, UsageError, numel } from '@scenimefy/io/core';
+import type { TensorData } from '@scenimefy/io/core';
 import type { Tf } from '../layers/tf';
-import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './generator';
+import type { Float32TensorData, StateDictEntrySpec, StateDictLike, StateDictReadOptions } from './tensor-types';
 import { float32Of, hwioFromOihw, listed, sameShape, shapeText, stripPrefix } from './state-dict';
 
 type Vgg19Stage =

@@ -7,7 +7,7 @@ import { readWeights } from '@scenimefy/io';
 
 import type { Tf } from '../layers/tf';
 import { fetchModel } from '../models/model-cache';
-import { findModel } from '../models/model-registry';
+import { findModel } from '../models/model-registry-env';
 import { createVgg19Features, type Vgg19Features } from '../networks/vgg19';
 
 export interface Vgg19WeightsOptions {

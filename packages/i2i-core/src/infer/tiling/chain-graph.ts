@@ -7,16 +7,28 @@
  * are inputs too, as they come from earlier passes over the whole image. Weights are initializers, so
  * onnxruntime pre-packs them.
  */
-import { BackendError, UsageError } from '@scenimefy/io';
-import { onnx } from 'onnx-proto';
-import * as ort from 'onnxruntime-node';
+import { BackendError, UsageError } from '@scenimefy/io/core';
 
+import { INSTANCE_NORM_EPS } from '../../layers/instance-norm';
+import {
+  FLOAT,
+  INT64,
+  OnnxGraphBuilder,
+  floatAttr,
+  floatTensor,
+  int64Tensor,
+  intAttr,
+  intsAttr,
+  irVersionForOpset,
+  stringAttr,
+  tensorValueInfo,
+} from '../../onnx/graph-builder';
+import { firstLine } from '../onnx-session';
+import type { OrtInferenceSession, OrtRuntime, OrtSessionOptions, OrtTensor } from '../ort-runtime';
+import { float32Output } from '../ort-runtime';
 import type { AxisStep } from './geometry';
 
 const OPSET = 17;
-const IR_VERSION = 8;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const INT64 = onnx.TensorProto.DataType.INT64;
 
 export type PadMode = 'reflect' | 'zero' | 'replicate';
 
@@ -35,9 +47,6 @@ export interface ChannelAffine {
   readonly variance: Float32Array;
   readonly scale: Float32Array;
 }
-
-/** InstanceNorm2d's eps (SPEC §1). */
-export const INSTANCE_NORM_EPS = 1e-5;
 
 /**
  * `normalized`: the layer's input is the raw output of a convolution and goes through InstanceNorm + ReLU first
@@ -136,17 +145,9 @@ function layerPadMode(layer: LayerSpec): PadMode {
 /** A serialized ModelProto of the chain (see the module comment for its inputs). */
 export function chainModelBytes(spec: ChainSpec): Uint8Array {
   if (spec.layers.length === 0) throw new UsageError(`${spec.name}: a layer chain needs at least one layer`);
-  const nodes: onnx.INodeProto[] = [];
-  const initializers: onnx.ITensorProto[] = [];
-  const inputs: onnx.IValueInfoProto[] = [imageInput('x', spec.inChannels)];
-  const outputs: onnx.IValueInfoProto[] = [];
-  const node = (opType: string, input: string[], output: string, attribute: onnx.IAttributeProto[] = []): string => {
-    nodes.push({ name: `${opType}_${nodes.length}`, opType, input, output: [output], attribute });
-    return output;
-  };
-  if (spec.layers.some((layer) => layer.kind === 'up')) {
-    initializers.push({ name: 'crop_axes', dataType: INT64, dims: [2], rawData: bytesOf(new BigInt64Array([2n, 3n])) });
-  }
+  const g = new OnnxGraphBuilder();
+  g.inputs.push(imageValue('x', spec.inChannels));
+  if (spec.layers.some((layer) => layer.kind === 'up')) g.initializer('crop_axes', () => int64Tensor('', [2, 3]));
 
   let x = 'x';
   let channels = spec.inChannels;
@@ -156,97 +157,96 @@ export function chainModelBytes(spec: ChainSpec): Uint8Array {
     }
     if (layer.normalized) {
       // BatchNormalization with the whole image's mean and variance is the finished InstanceNorm in one op.
-      inputs.push(vectorInput(`mean_${i}`, channels), vectorInput(`variance_${i}`, channels));
-      if (!initializers.some((t) => t.name === `ones_${channels}`)) {
-        initializers.push(
-          floatInitializer(`ones_${channels}`, [channels], new Float32Array(channels).fill(1)),
-          floatInitializer(`zeros_${channels}`, [channels], new Float32Array(channels)),
-        );
-      }
-      x = node('BatchNormalization', [x, `ones_${channels}`, `zeros_${channels}`, `mean_${i}`, `variance_${i}`], `normalized_${i}`, [
-        floatAttr('epsilon', INSTANCE_NORM_EPS),
-      ]);
-      x = node('Relu', [x], `relu_${i}`);
+      g.inputs.push(tensorValueInfo(`mean_${i}`, FLOAT, [channels]), tensorValueInfo(`variance_${i}`, FLOAT, [channels]));
+      const ones = g.initializer(`ones_${channels}`, () => floatTensor('', [channels], new Float32Array(channels).fill(1)));
+      const zeros = g.initializer(`zeros_${channels}`, () => floatTensor('', [channels], new Float32Array(channels)));
+      x = g.node(
+        'BatchNormalization',
+        [x, ones, zeros, `mean_${i}`, `variance_${i}`],
+        [floatAttr('epsilon', INSTANCE_NORM_EPS)],
+        `normalized_${i}`,
+      );
+      x = g.node('Relu', [x], [], `relu_${i}`);
     }
-    inputs.push({ name: `pads_${i}`, type: { tensorType: { elemType: INT64, shape: { dim: [{ dimValue: 8 }] } } } });
+    g.inputs.push(tensorValueInfo(`pads_${i}`, INT64, [8]));
     const mode = { reflect: 'reflect', zero: 'constant', replicate: 'edge' }[layerPadMode(layer)];
-    x = node('Pad', [x, `pads_${i}`], `padded_${i}`, [stringAttr('mode', mode)]);
+    x = g.node('Pad', [x, `pads_${i}`], [stringAttr('mode', mode)], `padded_${i}`);
     if (layer.kind === 'conv') {
       const { conv } = layer;
-      initializers.push(
-        floatInitializer(`w_${i}`, [conv.outChannels, conv.inChannels, conv.kernel, conv.kernel], conv.weight),
-        floatInitializer(`b_${i}`, [conv.outChannels], conv.bias),
+      const w = g.initializer(`w_${i}`, () => floatTensor('', [conv.outChannels, conv.inChannels, conv.kernel, conv.kernel], conv.weight));
+      const b = g.initializer(`b_${i}`, () => floatTensor('', [conv.outChannels], conv.bias));
+      x = g.node(
+        'Conv',
+        [x, w, b],
+        [intsAttr('kernel_shape', [conv.kernel, conv.kernel]), intsAttr('pads', [0, 0, 0, 0]), intsAttr('strides', [1, 1])],
+        `conv_${i}`,
       );
-      x = node('Conv', [x, `w_${i}`, `b_${i}`], `conv_${i}`, [
-        intsAttr('kernel_shape', [conv.kernel, conv.kernel]),
-        intsAttr('pads', [0, 0, 0, 0]),
-        intsAttr('strides', [1, 1]),
-      ]);
     } else if (layer.kind === 'down') {
-      initializers.push(floatInitializer(`f_${i}`, [layer.channels, 1, 3, 3], layer.filter));
-      x = node('Conv', [x, `f_${i}`], `down_${i}`, [
-        intAttr('group', layer.channels),
-        intsAttr('kernel_shape', [3, 3]),
-        intsAttr('pads', [0, 0, 0, 0]),
-        intsAttr('strides', [2, 2]),
-      ]);
+      const f = g.initializer(`f_${i}`, () => floatTensor('', [layer.channels, 1, 3, 3], layer.filter));
+      x = g.node(
+        'Conv',
+        [x, f],
+        [intAttr('group', layer.channels), intsAttr('kernel_shape', [3, 3]), intsAttr('pads', [0, 0, 0, 0]), intsAttr('strides', [2, 2])],
+        `down_${i}`,
+      );
     } else if (layer.filter) {
-      initializers.push(floatInitializer(`f_${i}`, [layer.channels, 1, 4, 4], layer.filter));
-      x = node('ConvTranspose', [x, `f_${i}`], `up_${i}`, [
-        intAttr('group', layer.channels),
-        intsAttr('kernel_shape', [4, 4]),
-        intsAttr('pads', [3, 3, 3, 3]),
-        intsAttr('strides', [2, 2]),
-      ]);
+      const filter = layer.filter;
+      const f = g.initializer(`f_${i}`, () => floatTensor('', [layer.channels, 1, 4, 4], filter));
+      x = g.node(
+        'ConvTranspose',
+        [x, f],
+        [intAttr('group', layer.channels), intsAttr('kernel_shape', [4, 4]), intsAttr('pads', [3, 3, 3, 3]), intsAttr('strides', [2, 2])],
+        `up_${i}`,
+      );
     } else {
-      if (!initializers.some((t) => t.name === 'resize_scales')) {
-        initializers.push(floatInitializer('resize_scales', [4], new Float32Array([1, 1, 2, 2])));
-      }
-      x = node('Resize', [x, '', 'resize_scales'], `up_${i}`, [
-        stringAttr('mode', 'linear'),
-        stringAttr('coordinate_transformation_mode', 'half_pixel'),
-      ]);
+      const scales = g.initializer('resize_scales', () => floatTensor('', [4], new Float32Array([1, 1, 2, 2])));
+      x = g.node(
+        'Resize',
+        [x, '', scales],
+        [stringAttr('mode', 'linear'), stringAttr('coordinate_transformation_mode', 'half_pixel')],
+        `up_${i}`,
+      );
     }
     if (layer.kind === 'up') {
-      inputs.push(int64Input(`crop_start_${i}`, 2), int64Input(`crop_end_${i}`, 2));
-      x = node('Slice', [x, `crop_start_${i}`, `crop_end_${i}`, 'crop_axes'], `cropped_${i}`);
+      g.inputs.push(tensorValueInfo(`crop_start_${i}`, INT64, [2]), tensorValueInfo(`crop_end_${i}`, INT64, [2]));
+      x = g.node('Slice', [x, `crop_start_${i}`, `crop_end_${i}`, 'crop_axes'], [], `cropped_${i}`);
     }
     channels = layerShape(layer).outChannels;
     if (spec.keep === i) {
-      node('Identity', [x], 'kept');
-      outputs.push(imageInput('kept', channels));
+      g.node('Identity', [x], [], 'kept');
+      g.outputs.push(imageValue('kept', channels));
     }
   });
-  if (spec.tanh) x = node('Tanh', [x], 'activated');
-  node('Identity', [x], 'y');
-  outputs.push(imageInput('y', channels));
+  if (spec.tanh) x = g.node('Tanh', [x], [], 'activated');
+  g.node('Identity', [x], [], 'y');
+  g.outputs.push(imageValue('y', channels));
 
-  const model: onnx.IModelProto = {
-    irVersion: IR_VERSION,
+  return g.encode({
+    irVersion: irVersionForOpset(OPSET),
     opsetImport: [{ domain: '', version: OPSET }],
     producerName: '@scenimefy/i2i-core tiled-generator',
-    graph: { name: spec.name, node: nodes, initializer: initializers, input: inputs, output: outputs },
-  };
-  return onnx.ModelProto.encode(model).finish();
+    graphName: spec.name,
+  });
 }
 
-/** An onnxruntime CPU session for a chain. */
-export async function createChainSession(spec: ChainSpec): Promise<ChainSession> {
-  let session: ort.InferenceSession;
+/** An onnxruntime CPU session for a chain, on the runtime given (onnxruntime-node or onnxruntime-web). */
+export async function createChainSession(runtime: OrtRuntime, spec: ChainSpec): Promise<ChainSession> {
+  let session: OrtInferenceSession;
+  const options: OrtSessionOptions = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // Without the arena every session returns its tile buffers after each run; with it, each of the ~25
+    // sessions keeps its own high-water mark and resident memory doubles.
+    enableCpuMemArena: false,
+    enableMemPattern: false,
+    // ~25 sessions take turns; a finished session's workers spinning for more work would steal the cores
+    // from the next one (measured: 1.3× slower passes with spinning on).
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    ...(spec.threads > 0 ? { intraOpNumThreads: spec.threads, interOpNumThreads: 1 } : {}),
+  };
   try {
-    session = await ort.InferenceSession.create(chainModelBytes(spec), {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      // Without the arena every session returns its tile buffers after each run; with it, each of the ~25
-      // sessions keeps its own high-water mark and resident memory doubles.
-      enableCpuMemArena: false,
-      enableMemPattern: false,
-      // ~25 sessions take turns; a finished session's workers spinning for more work would steal the cores
-      // from the next one (measured: 1.3× slower passes with spinning on).
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-      ...(spec.threads > 0 ? { intraOpNumThreads: spec.threads, interOpNumThreads: 1 } : {}),
-    });
+    session = await runtime.InferenceSession.create(chainModelBytes(spec), options);
   } catch (error) {
     throw new BackendError(`onnxruntime cannot create the tiled pass ${spec.name}: ${firstLine(error)}`, { cause: error });
   }
@@ -258,28 +258,24 @@ export async function createChainSession(spec: ChainSpec): Promise<ChainSession>
     ...(spec.tanh ? { tanh: true } : {}),
   };
   const { name, inChannels, layers } = layout;
-  const affineTensors = new WeakMap<ChannelAffine, [ort.Tensor, ort.Tensor]>();
+  const affineTensors = new WeakMap<ChannelAffine, [OrtTensor, OrtTensor]>();
+  const int64 = (values: readonly number[]): OrtTensor => new runtime.Tensor('int64', BigInt64Array.from(values, BigInt), [values.length]);
   return {
     layout,
     async run(source, height, width, geometry, norms) {
       if (geometry.length !== layers.length) {
         throw new UsageError(`${name}: ${geometry.length} layer geometries for ${layers.length} layers`);
       }
-      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', source, [1, inChannels, height, width]) };
+      const feeds: Record<string, OrtTensor> = { x: new runtime.Tensor('float32', source, [1, inChannels, height, width]) };
       layers.forEach((layer, i) => {
         const { rows, cols } = geometry[i] as LayerGeometry;
-        feeds[`pads_${i}`] = new ort.Tensor(
-          'int64',
-          BigInt64Array.from([0, 0, rows.padBefore, cols.padBefore, 0, 0, rows.padAfter, cols.padAfter], BigInt),
-          [8],
-        );
+        feeds[`pads_${i}`] = int64([0, 0, rows.padBefore, cols.padBefore, 0, 0, rows.padAfter, cols.padAfter]);
         if (layer.kind === 'up') {
           if (!rows.crop || !cols.crop) throw new UsageError(`${name}: layer ${i} (upsample) needs a crop`);
           // Resize keeps the padded window's first input sample, 2·(a − 1), where ConvTranspose's pads drop it.
           const shift = layer.resize ? 2 : 0;
-          const starts = [rows.crop.start + shift, cols.crop.start + shift];
-          feeds[`crop_start_${i}`] = new ort.Tensor('int64', BigInt64Array.from(starts, BigInt), [2]);
-          feeds[`crop_end_${i}`] = new ort.Tensor('int64', BigInt64Array.from([rows.crop.end + shift, cols.crop.end + shift], BigInt), [2]);
+          feeds[`crop_start_${i}`] = int64([rows.crop.start + shift, cols.crop.start + shift]);
+          feeds[`crop_end_${i}`] = int64([rows.crop.end + shift, cols.crop.end + shift]);
         }
         if (layer.normalized) {
           const affine = norms[i];
@@ -287,7 +283,7 @@ export async function createChainSession(spec: ChainSpec): Promise<ChainSession>
           let tensors = affineTensors.get(affine);
           if (!tensors) {
             const c = affine.mean.length;
-            tensors = [new ort.Tensor('float32', affine.mean, [c]), new ort.Tensor('float32', affine.variance, [c])];
+            tensors = [new runtime.Tensor('float32', affine.mean, [c]), new runtime.Tensor('float32', affine.variance, [c])];
             affineTensors.set(affine, tensors);
           }
           [feeds[`mean_${i}`], feeds[`variance_${i}`]] = tensors;
@@ -300,61 +296,17 @@ export async function createChainSession(spec: ChainSpec): Promise<ChainSession>
   };
 }
 
-function chainOutput(value: ort.OnnxValue | undefined, name: string): ChainOutput {
-  if (value === undefined || !(value instanceof ort.Tensor) || value.type !== 'float32' || value.dims.length !== 4) {
+function chainOutput(value: unknown, name: string): ChainOutput {
+  const output = float32Output(value);
+  if (output === undefined || output.dims.length !== 4) {
     throw new BackendError(`onnxruntime returned no float32 NCHW output for the tiled pass ${name}`);
   }
-  const [, channels = 0, height = 0, width = 0] = value.dims;
-  // onnxruntime-node copies every output into a fresh JS buffer, so the data outlives the tensor object.
-  return { data: value.data as Float32Array, channels, height, width };
+  const [, channels = 0, height = 0, width = 0] = output.dims;
+  // onnxruntime copies every CPU output into a fresh JS buffer, so the data outlives the tensor object.
+  return { data: output.data, channels, height, width };
 }
 
-function imageInput(name: string, channels: number): onnx.IValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType: FLOAT,
-        shape: { dim: [{ dimValue: 1 }, { dimValue: channels }, { dimParam: `${name}_h` }, { dimParam: `${name}_w` }] },
-      },
-    },
-  };
-}
-
-function vectorInput(name: string, length: number): onnx.IValueInfoProto {
-  return { name, type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimValue: length }] } } } };
-}
-
-function int64Input(name: string, length: number): onnx.IValueInfoProto {
-  return { name, type: { tensorType: { elemType: INT64, shape: { dim: [{ dimValue: length }] } } } };
-}
-
-function floatInitializer(name: string, dims: number[], values: Float32Array): onnx.ITensorProto {
-  return { name, dataType: FLOAT, dims, rawData: bytesOf(values) };
-}
-
-function intAttr(name: string, i: number): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INT, i };
-}
-
-function floatAttr(name: string, f: number): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f };
-}
-
-function intsAttr(name: string, ints: number[]): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints };
-}
-
-function stringAttr(name: string, value: string): onnx.IAttributeProto {
-  return { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) };
-}
-
-function bytesOf(view: Float32Array | BigInt64Array): Uint8Array {
-  // Typed arrays use the host's byte order; ONNX raw_data is little-endian, like every host Node supports.
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-}
-
-function firstLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split('\n')[0]?.trim() ?? message;
+/** An NCHW float input or output of batch 1 whose height and width are named after it. */
+function imageValue(name: string, channels: number) {
+  return tensorValueInfo(name, FLOAT, [1, channels, `${name}_h`, `${name}_w`]);
 }

@@ -1,6 +1,7 @@
 import { UsageError } from '@scenimefy/io';
 import '@scenimefy/test-utils';
 
+import { nodeOrtRuntime } from '../node-runtime';
 import { chainGeometry, runChainTile } from './chain';
 import { chainModelBytes, createChainSession } from './chain-graph';
 import type { ChainSession, ChannelAffine, LayerSpec } from './chain-graph';
@@ -59,7 +60,7 @@ describe('layer chains on onnxruntime', () => {
     for (const s of sessions) await s.release();
   });
   const session = async (layers: LayerSpec[]): Promise<ChainSession> => {
-    const s = await createChainSession({ name: 'test', inChannels: C, layers, threads: 1 });
+    const s = await createChainSession(nodeOrtRuntime(), { name: 'test', inChannels: C, layers, threads: 1 });
     sessions.push(s);
     return s;
   };

@@ -4,7 +4,7 @@
  * activation, and the chain's onnxruntime session runs on it with the per-layer padding the clipping left out.
  * The result equals running the layers on the whole image and cropping the tile.
  */
-import { UsageError } from '@scenimefy/io';
+import { UsageError } from '@scenimefy/io/core';
 
 import type { ChainSession, ChannelAffine, LayerGeometry, LayerShape } from './chain-graph';
 import { convStep, downsampleStep, upsampleStep } from './geometry';

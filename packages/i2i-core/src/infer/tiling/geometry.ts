@@ -6,7 +6,7 @@
  * padding that region by the missing amount with the layer's mode reproduces the whole-image padding exactly,
  * while interior tile edges read real neighbours.
  */
-import { UsageError } from '@scenimefy/io';
+import { UsageError } from '@scenimefy/io/core';
 
 /** Half-open index range [start, end) on one axis. */
 export interface Span {

@@ -2,7 +2,7 @@
  * The memory-bound glue of the tiled generator on Float32Array regions: crops and copies between tiles and
  * whole activations, per-channel moments for InstanceNorm, and the residual add. The layers run on onnxruntime.
  */
-import { UsageError } from '@scenimefy/io';
+import { UsageError } from '@scenimefy/io/core';
 
 import type { ChannelAffine } from './chain-graph';
 import type { Span } from './geometry';
