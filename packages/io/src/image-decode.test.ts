@@ -346,6 +346,30 @@ describe('JPEGs whose scan data is far too short for their frame (issue 12 #7)',
     );
   });
 
+  it('calls beforeDecode only for a header that passed every check, and a throw there refuses the image', async () => {
+    const seen: unknown[] = [];
+    const beforeDecode = (header: unknown) => {
+      seen.push(header);
+    };
+    await expect(decodeImage(await claimingHuge(), { file: 'tiny.jpg', beforeDecode })).rejects.toThrow(/truncated JPEG data/);
+    await expect(decodeImage(await claimingHuge(), { file: 'tiny.jpg', maxPixels: 1000, beforeDecode })).rejects.toThrow(
+      /truncated JPEG data/,
+    );
+    expect(seen).toEqual([]);
+    const photo = await fsp.readFile(path.join(repoRoot(), 'packages', 'io', 'test-fixtures', 'rocket.jpg'));
+    const img = await decodeImage(photo, { file: 'rocket.jpg', beforeDecode });
+    expect(seen).toEqual([{ width: img.source?.width, height: img.source?.height, format: 'jpeg', file: 'rocket.jpg' }]);
+    const refused = await errorOf(
+      decodeImage(photo, {
+        file: 'rocket.jpg',
+        beforeDecode: () => {
+          throw new InputError('over budget', { file: 'rocket.jpg' });
+        },
+      }),
+    );
+    expect(refused.message).toBe('rocket.jpg: over budget');
+  });
+
   it('refuses the same file truncated to 500 bytes', async () => {
     const err = await errorOf(decodeImage((await claimingHuge()).subarray(0, 500), { file: 'cut.jpg' }));
     expect(err.message).toMatch(/^cut\.jpg: not a decodable image \(truncated JPEG data: 16000×16000 pixels need at least 375000 bytes/);

@@ -38,6 +38,19 @@ export interface DecodeImageOptions {
   iccProfile?: 'ignore' | 'convert';
   /** Name used in errors and in `source.file` when `input` is bytes (default '<bytes>'). */
   file?: string;
+  /**
+   * Called with the stored size once the header passed every check here (format, truncation, `maxPixels`) and
+   * before any pixel is decoded; throw to refuse the image (e.g. a memory budget that depends on the size).
+   */
+  beforeDecode?: (header: DecodeHeader) => void | Promise<void>;
+}
+
+/** What `beforeDecode` learns from the header: the stored size (before EXIF rotation) and the format. */
+export interface DecodeHeader {
+  readonly width: number;
+  readonly height: number;
+  readonly format: string;
+  readonly file: string;
 }
 
 /**
@@ -186,6 +199,7 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeIma
       { file },
     );
   }
+  await options.beforeDecode?.({ width: meta.width, height: meta.height, format: meta.format, file });
 
   const applyOrientation = (options.orientation ?? 'exif') === 'exif';
   const applyIcc = options.iccProfile === 'convert';

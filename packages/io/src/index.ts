@@ -157,7 +157,7 @@ export { readTorchCheckpoint, readTorchStateDict } from './torch-checkpoint-file
 export { detectWeightsFormat, readWeights } from './weights-file';
 
 export { DEFAULT_MAX_PIXELS, decodeImage } from './image-decode';
-export type { DecodeImageOptions } from './image-decode';
+export type { DecodeHeader, DecodeImageOptions } from './image-decode';
 export { DEFAULT_IMAGE_QUALITY, encodeImage, imageFormatForFile, writeImage } from './image-encode';
 export type { EncodeImageOptions, ImageFormat } from './image-encode';
 

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+
 import * as zlib from 'node:zlib';
 
 import { InputError, encodeImage } from '@scenimefy/io';
@@ -77,6 +78,25 @@ describeIfFixture('i2i/netG-ngf16.pth', 'Translator memory budget (issue 12 #7)'
       );
       // Capped at 4096 pixels it fits, so it goes on to the decoder, which finds no pixel data.
       await expect(translator.translate(big, { maxSide: 4096 })).rejects.toThrow(/not a decodable image/);
+    } finally {
+      await translator.dispose();
+    }
+  });
+
+  it("leaves a truncated JPEG to io's header check, which runs before the memory budget", async () => {
+    // A 48×32 JPEG whose SOF0 claims 16000×16000: over the memory budget, but first of all not a whole image.
+    const jpeg = Buffer.from(await encodeImage({ width: 48, height: 32, data: new Uint8Array(48 * 32 * 3).fill(128) }, 'jpg'));
+    for (let at = 2; at < jpeg.length; at += 2 + jpeg.readUInt16BE(at + 2)) {
+      if (jpeg[at + 1] !== 0xc0) continue;
+      jpeg.writeUInt16BE(16000, at + 5);
+      jpeg.writeUInt16BE(16000, at + 7);
+      break;
+    }
+    const translator = await Translator.load(model, { threads: 1 });
+    try {
+      await expect(translator.translate(jpeg, { decode: { file: 'tiny.jpg' } })).rejects.toThrow(
+        /^tiny\.jpg: not a decodable image \(truncated JPEG data: 16000×16000 pixels/,
+      );
     } finally {
       await translator.dispose();
     }

@@ -11,10 +11,7 @@
  * await translator.dispose();
  * ```
  */
-import { promises as fsp } from 'node:fs';
-
 import {
-  DEFAULT_MAX_PIXELS,
   InputError,
   UsageError,
   decodeImage,
@@ -98,13 +95,15 @@ export class Translator {
   /** Decode a file path or encoded bytes, then translate. */
   async translate(input: string | Uint8Array, options: TranslateOptions = {}): Promise<TranslateResult> {
     this.assertLive();
-    // The memory check runs on the size in the header, before the image is decoded; an image over the decoder's
-    // pixel limit is left to the decoder, which refuses it from the header with its own message.
-    const size = await imageHeaderSize(input);
-    const decodeLimit = options.decode?.maxPixels ?? DEFAULT_MAX_PIXELS;
-    if (size !== undefined && size.width * size.height <= decodeLimit)
-      this.assertFitsMemory(size.width, size.height, options, typeof input === 'string' ? input : options.decode?.file);
-    const img = await decodeImage(input, options.decode);
+    // The memory check runs on the size in the header, after io's own header checks (truncation, pixel limit) and
+    // before any pixel is decoded.
+    const img = await decodeImage(input, {
+      ...options.decode,
+      beforeDecode: async (header) => {
+        await options.decode?.beforeDecode?.(header);
+        this.assertFitsMemory(header.width, header.height, options, header.file);
+      },
+    });
     return this.translateImage(img, options);
   }
 
@@ -168,17 +167,4 @@ export class Translator {
 
 function gib(bytes: number): string {
   return (bytes / 2 ** 30).toFixed(1);
-}
-
-/** Width and height from an image's header (sharp reads no pixel data for it), or undefined when it cannot tell. */
-async function imageHeaderSize(input: string | Uint8Array): Promise<{ width: number; height: number } | undefined> {
-  try {
-    // Only a regular file: opening a FIFO would block. Anything else is decodeImage's to report.
-    if (typeof input === 'string' && !(await fsp.stat(input)).isFile()) return undefined;
-    const sharp = require('sharp') as typeof import('sharp');
-    const { width, height } = await sharp(input, { limitInputPixels: false }).metadata();
-    return width > 0 && height > 0 ? { width, height } : undefined;
-  } catch {
-    return undefined;
-  }
 }
