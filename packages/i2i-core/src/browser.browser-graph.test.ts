@@ -33,6 +33,14 @@ describe('@scenimefy/i2i-core/browser', () => {
     expect(ioFiles.filter((f) => !core.has(f))).toEqual([]);
   });
 
+  it('declares no type from a Node-only module either (type-only imports followed, as its .d.ts files do)', () => {
+    // A type-only import of '@scenimefy/io' once put io's Node declarations (node:fs) into the browser .d.mts.
+    const types = walkImportGraph(path.join(__dirname, 'browser.ts'), { includeTypeOnly: true });
+    expect(browserImportViolations(types).map((v) => describeImportViolation(v, repoRoot()))).toEqual([]);
+    const core = new Set(walkImportGraph(path.join(repoRoot(), 'packages/io/src/core.ts'), { includeTypeOnly: true }).files.map(relative));
+    expect(types.files.map(relative).filter((f) => f.startsWith('packages/io/') && !core.has(f))).toEqual([]);
+  });
+
   it('reaches no Node-only module of i2i-core', () => {
     const nodeOnly = /\/(node-runtime|node-engine|translator|model-source|model-cache|model-registry-env|onnx-file)\.ts$|\/train\//;
     expect(graph.files.map(relative).filter((f) => nodeOnly.test(f))).toEqual([]);

@@ -16,6 +16,15 @@ describe('@scenimefy/io/core', () => {
     expect([...new Set(graph.external.map((e) => e.specifier))].sort()).toEqual(['fflate', 'jsonc-parser', 'zod']);
   });
 
+  it('declares no type from a Node-only module either (type-only imports followed, as its .d.ts files do)', () => {
+    const graph = walkImportGraph(path.join(__dirname, 'core.ts'), { includeTypeOnly: true });
+    expect(browserImportViolations(graph).map((v) => describeImportViolation(v, repoRoot()))).toEqual([]);
+    const nodeOnlyIo = graph.files
+      .map((f) => path.basename(f))
+      .filter((f) => /-file\.ts$|^(atomic-file|image-decode|image-encode|tf-backend|regular-file|index)\.ts$/.test(f));
+    expect(nodeOnlyIo).toEqual([]);
+  });
+
   it('is re-exported in full, the same values, by the Node entry', () => {
     const missing = Object.keys(core).filter((name) => (node as Record<string, unknown>)[name] !== (core as Record<string, unknown>)[name]);
     expect(missing).toEqual([]);

@@ -54,6 +54,31 @@ describe('walkImportGraph / browserImportViolations', () => {
       ]);
     }));
 
+  it('with includeTypeOnly also follows type-only imports, re-exports and import() types (what declarations reach)', () =>
+    withTempDir(async (dir) => {
+      await writeTree(dir, {
+        'entry.ts': [
+          "import type { Sharp } from 'sharp';",
+          "export type { Stats } from 'node:fs';",
+          "export type { Shape } from './shape';",
+          "type Tf = typeof import('@tensorflow/tfjs-node');",
+          'export const none = null as unknown as Sharp | Tf;',
+        ].join('\n'),
+        'shape.ts': "import type { Worker } from 'node:worker_threads';\nexport type Shape = Worker;\n",
+      });
+      const runtime = walkImportGraph(path.join(dir, 'entry.ts'));
+      expect(runtime.files.map((f) => path.relative(dir, f))).toEqual(['entry.ts']);
+      expect(browserImportViolations(runtime)).toEqual([]);
+      const types = walkImportGraph(path.join(dir, 'entry.ts'), { includeTypeOnly: true });
+      expect(types.files.map((f) => path.relative(dir, f))).toEqual(['entry.ts', 'shape.ts']);
+      expect(browserImportViolations(types).map((v) => describeImportViolation(v, dir))).toEqual([
+        'sharp (sharp (native libvips)) via entry.ts',
+        'node:fs (a Node.js builtin) via entry.ts',
+        '@tensorflow/tfjs-node (tfjs-node (native TensorFlow)) via entry.ts',
+        'node:worker_threads (a Node.js builtin) via entry.ts → shape.ts',
+      ]);
+    }));
+
   it('follows a workspace package through its source condition, and reports what resolves to nothing', () =>
     withTempDir(async (dir) => {
       await writeTree(dir, {

@@ -17,6 +17,11 @@ export interface ImportGraphOptions {
   follow?: (specifier: string) => boolean;
   /** The `exports` condition that names a followed package's TypeScript source (default `@scenimefy/source`). */
   sourceCondition?: string;
+  /**
+   * Also follow type-only imports and re-exports (`import type`, `export type … from`, `typeof import('x')`): what
+   * an entry's declaration files reach, which must stay as browser-safe as its code (default false: runtime only).
+   */
+  includeTypeOnly?: boolean;
 }
 
 /** One import of a module that is not followed: a package, a builtin, or a dynamic `require(expr)`. */
@@ -69,7 +74,7 @@ export function walkImportGraph(entry: string, options: ImportGraphOptions = {})
     const file = next;
     graph.files.push(file);
     if (file.endsWith('.json')) continue;
-    for (const found of runtimeImports(file)) {
+    for (const found of runtimeImports(file, options.includeTypeOnly === true)) {
       const record = (list: ExternalImport[]): void => {
         list.push({ specifier: found.specifier, file, chain: chainTo(file) });
       };
@@ -139,8 +144,8 @@ interface FoundImport {
   computed: boolean;
 }
 
-/** The runtime module references of one file, in source order. */
-function runtimeImports(file: string): FoundImport[] {
+/** The runtime module references of one file (with `typeOnly`, the type-only ones too), in source order. */
+function runtimeImports(file: string, typeOnly = false): FoundImport[] {
   const text = readFileSync(file, 'utf8');
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, scriptKindOf(file));
   const found: FoundImport[] = [];
@@ -150,26 +155,30 @@ function runtimeImports(file: string): FoundImport[] {
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node)) {
       const clause = node.importClause;
-      if (clause?.isTypeOnly) return;
+      if (clause?.isTypeOnly && !typeOnly) return;
       const spec = literal(node.moduleSpecifier);
       if (spec !== undefined) found.push({ specifier: spec, computed: false });
       return;
     }
     if (ts.isExportDeclaration(node)) {
-      if (node.isTypeOnly || node.moduleSpecifier === undefined) return;
+      if ((node.isTypeOnly && !typeOnly) || node.moduleSpecifier === undefined) return;
       const spec = literal(node.moduleSpecifier);
       if (spec !== undefined) found.push({ specifier: spec, computed: false });
       return;
     }
     if (ts.isImportEqualsDeclaration(node)) {
-      if (!node.isTypeOnly && ts.isExternalModuleReference(node.moduleReference)) {
+      if ((!node.isTypeOnly || typeOnly) && ts.isExternalModuleReference(node.moduleReference)) {
         const spec = literal(node.moduleReference.expression);
         found.push(spec !== undefined ? { specifier: spec, computed: false } : { specifier: 'require(<expression>)', computed: true });
       }
       return;
     }
+    if (typeOnly && ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
+      const spec = literal(node.argument.literal);
+      if (spec !== undefined) found.push({ specifier: spec, computed: false });
+    }
     // Type positions (`typeof import('x')`, annotations) never reach the runtime.
-    if (ts.isTypeNode(node) || ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node)) return;
+    if (!typeOnly && (ts.isTypeNode(node) || ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node))) return;
     if (ts.isCallExpression(node)) {
       const isRequire = ts.isIdentifier(node.expression) && node.expression.text === 'require';
       const isRequireResolve =
