@@ -147,6 +147,24 @@ describeIfFixture(MODEL, 'scenimefy translate', () => {
     expect(listFiles(outDir)).toEqual(['good.png']);
   });
 
+  it('refuses an image over --max-memory from its header, names the flag, and goes on with the rest (issue 12 #7)', async () => {
+    await photo(path.join(inDir, 'good.png'), 32, 32);
+    // 12000² needs ≈ 18.5 GiB in tiles with the ngf-16 fixture model: over a 16 GiB budget, within a 20 GiB one.
+    await fsp.writeFile(path.join(inDir, 'big.png'), pngHeaderClaiming(12_000, 12_000));
+    const r = await runCli(['translate', inDir, '-o', outDir, '-m', model, '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^scenimefy: .*in\/big\.png: 12000×12000 pixels would need about 18\.5 GiB .* raise the limit \(maxMemory; --max-memory in the CLI\)$/,
+      ),
+    ]);
+    expect(listFiles(outDir)).toEqual(['good.png']);
+    // With the limit raised the header passes the budget and the decoder finds no pixel data behind it.
+    const raised = await runCli(['translate', path.join(inDir, 'big.png'), '-o', outDir, '-m', model, '--max-memory', '20']);
+    expect(raised.code).toBe(1);
+    expect(raised.stderr).toMatch(/big\.png: not a decodable image/);
+  });
+
   it('handles CMYK, 16-bit, alpha, EXIF rotation and unicode names', async () => {
     await photo(path.join(inDir, 'cmyk.jpg'), 32, 32, (s) => s.toColourspace('cmyk').jpeg());
     await photo(path.join(inDir, 'deep.png'), 32, 32, (s) => s.toColourspace('rgb16').png());
