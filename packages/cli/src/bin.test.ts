@@ -22,6 +22,23 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}) {
     expect(r.stdout.trim()).toBe(require('../package.json').version);
   });
 
+  it('starts without loading a stage package: --version and --help load no i2i-core, train --help does', () => {
+    const loaded = (args: string[]): number => {
+      // The count of i2i-core modules in require.cache after main() ran, printed last on stdout by the child.
+      const script =
+        `const { main } = require(${JSON.stringify(path.resolve(__dirname, '..', 'dist', 'cli.js'))});` +
+        `main(${JSON.stringify(args)}).then(() => process.stdout.write('\\n' + ` +
+        `Object.keys(require.cache).filter((k) => /[\\\\/]i2i-core[\\\\/]/.test(k)).length + '\\n'));`;
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      return Number(r.stdout.trimEnd().split('\n').at(-1));
+    };
+    expect(loaded(['--version'])).toBe(0);
+    expect(loaded(['--help'])).toBe(0);
+    expect(loaded(['translate', '--help'])).toBe(0);
+    expect(loaded(['train', '--help'])).toBeGreaterThan(0);
+  });
+
   it('offline without a cached model, says which file to fetch and where, and exits 5', async () => {
     const tmp = await makeTempDir('bin-offline');
     try {

@@ -7,7 +7,6 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { EXIT_CODES, exitCodeFor, isScenimefyError } from '@scenimefy/io';
 
-import { optionsFromFlags, resumeOverrideFlags, trainOptions } from './commands/train-flags';
 import { EXIT_STDOUT_CLOSED, Output, escapeControl, stdoutClosed, writeGuarded, type CliStreams } from './output';
 import { PACKAGE_VERSION } from './version';
 
@@ -50,6 +49,36 @@ function parseTile(value: string): 'auto' | 'off' | number {
     throw new InvalidArgumentError(`--tile takes auto, off, or a multiple of 4 of at least 16, got "${value}"`);
   }
   return n;
+}
+
+/** Options of a command that are loaded only when that command is run or its help is asked for. */
+const lazyOptionLoaders = new WeakMap<Command, () => Promise<Option[]>>();
+
+/**
+ * Declare options of `command` that need a heavy import (an options schema living in a stage's package): they are
+ * added by `loadCommandOptions` only when `command` is the one being run or asked about, so `scenimefy --help`
+ * and every other command start without loading that package.
+ */
+export function lazyOptions(command: Command, load: () => Promise<Option[]>): void {
+  lazyOptionLoaders.set(command, load);
+}
+
+/**
+ * Add the lazily declared options of the command `argv` names (`train …`, `help train`, `pairs select …`):
+ * the leading words of argv that name subcommands, before the first flag or argument that is not one.
+ */
+export async function loadCommandOptions(program: Command, argv: readonly string[]): Promise<void> {
+  const words = argv[0] === 'help' ? argv.slice(1) : argv;
+  let command = program;
+  for (const word of words) {
+    const next = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (next === undefined) break;
+    command = next;
+    const load = lazyOptionLoaders.get(command);
+    if (load === undefined) continue;
+    lazyOptionLoaders.delete(command);
+    for (const option of await load()) command.addOption(option);
+  }
 }
 
 /** Build the command tree. `run` receives each command's action so main() can await it and map its errors. */
@@ -214,12 +243,6 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       'VGG-19 weights for --lambda-vgg (torchvision vgg19-dcbb9e9d.pth or a safetensors copy; default: the cached vgg19 model)',
     )
     .option('--offline', 'never download (the VGG-19 weights must then be cached or given)', false)
-    .option(
-      '--resume',
-      'continue the run in --out from its newest checkpoint as it was configured (its datasets, options and --max-iterations); ' +
-        `given again, ${resumeOverrideFlags().join(', ')} change it from here on`,
-      false,
-    )
     .addOption(
       new Option(
         '--backend <name>',
@@ -227,7 +250,17 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
       ).choices(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']),
     )
     .addOption(jsonOption());
-  for (const option of trainOptions()) train.addOption(option);
+  // The training options (and --resume, whose help names the options a resume may change) come from i2i-core's
+  // schema, which is loaded only when `train` is the command being run or asked about (see loadCommandOptions).
+  lazyOptions(train, async () => {
+    const { resumeOverrideFlags, trainOptions } = await import('./commands/train-flags.js');
+    const resume = new Option(
+      '--resume',
+      'continue the run in --out from its newest checkpoint as it was configured (its datasets, options and --max-iterations); ' +
+        `given again, ${resumeOverrideFlags().join(', ')} change it from here on`,
+    ).default(false);
+    return [resume, ...trainOptions()];
+  });
   train.action((opts: Record<string, unknown>) =>
     run(async () =>
       (await import('./commands/train.js')).trainCommand(
@@ -239,7 +272,7 @@ export function buildProgram(streams: CliStreams, run: (action: () => Promise<nu
           vggWeights: opts.vggWeights as string | undefined,
           offline: opts.offline as boolean,
           backend: opts.backend as import('@scenimefy/io').BackendPreference | undefined,
-          options: optionsFromFlags(opts),
+          options: (await import('./commands/train-flags.js')).optionsFromFlags(opts),
         },
         new Output(streams, !!opts.json),
       ),
@@ -304,6 +337,7 @@ async function runCommand(argv: readonly string[], streams: CliStreams): Promise
     pending = action();
   });
   try {
+    await loadCommandOptions(program, argv);
     await program.parseAsync([...argv], { from: 'user' });
     if (pending === undefined) {
       // No subcommand: print help.
