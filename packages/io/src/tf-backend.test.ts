@@ -182,12 +182,12 @@ describe('loadTf', () => {
       const attempt = loadTf({ prefer: 'tfjs-node-gpu', require: true });
       await expect(attempt).rejects.toThrow(BackendError);
       await expect(attempt).rejects.toThrow(
-        /@tensorflow\/tfjs-node-gpu\) is unavailable: not installed; to install it, .*npm install @tensorflow\/tfjs-node-gpu@4\.22\.0.*npm run setup:tfjs-node/,
+        /@tensorflow\/tfjs-node-gpu\) is unavailable: not installed; to install it, .*npm install @tensorflow\/tfjs-node-gpu@4\.22\.0.*npx scenimefy setup tfjs-node/,
       );
     }
     if (!hasTfjsNode) {
       await expect(loadTf({ prefer: 'tfjs-node', require: true })).rejects.toThrow(
-        /backend tfjs-node \(@tensorflow\/tfjs-node\) is unavailable: not installed; to install it, run `npm run setup:tfjs-node`/,
+        /backend tfjs-node \(@tensorflow\/tfjs-node\) is unavailable: not installed; to install it, run `npx scenimefy setup tfjs-node` \(or `npm run setup:tfjs-node` in the Scenimefy\.js checkout/,
       );
     }
     // A failed request leaves the process on the backend it had.

@@ -35,9 +35,9 @@ const SUPPORTED_TFJS_VERSION = '4.22.0';
 
 const INSTALL_HINT: Readonly<Record<BackendCandidate, string>> = {
   'tfjs-node':
-    'run `npm run setup:tfjs-node` in the Scenimefy.js checkout (builds it offline from the tensorflow-cpu wheel), or `npm install @tensorflow/tfjs-node@4.22.0` where its download host is reachable',
+    'run `npx scenimefy setup tfjs-node` (or `npm run setup:tfjs-node` in the Scenimefy.js checkout; builds it offline from the tensorflow-cpu wheel), or `npm install @tensorflow/tfjs-node@4.22.0` where its download host is reachable',
   'tfjs-node-gpu':
-    'run `npm install @tensorflow/tfjs-node-gpu@4.22.0` on a machine with CUDA and network access to its libtensorflow download; without those, `npm run setup:tfjs-node` gives the CPU build',
+    'run `npm install @tensorflow/tfjs-node-gpu@4.22.0` on a machine with CUDA and network access to its libtensorflow download; without those, `npx scenimefy setup tfjs-node` gives the CPU build',
   wasm: 'run `npm install @tensorflow/tfjs-backend-wasm@4.22.0`',
   cpu: 'run `npm install @tensorflow/tfjs-backend-cpu@4.22.0`',
 };
@@ -338,7 +338,7 @@ async function prepareCpu(tf: Tf, installed: InstalledBackend): Promise<Preparat
       version: installed.version,
       threads: 1,
       details: [],
-      notes: ['pure-JavaScript kernels, the slowest backend: `npm run setup:tfjs-node` gives native TensorFlow'],
+      notes: ['pure-JavaScript kernels, the slowest backend: `npx scenimefy setup tfjs-node` gives native TensorFlow'],
     },
   };
 }
